@@ -1,0 +1,2 @@
+# The frozen modules every board carries. Paths are relative to this file.
+package("pkcs11", base_path="../modules")

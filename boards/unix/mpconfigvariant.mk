@@ -1,0 +1,9 @@
+# Out-of-tree unix variant: freezes modules/ and links firmware/cmodule.
+FROZEN_MANIFEST ?= $(VARIANT_DIR)/manifest.py
+MICROPY_PY_BTREE = 0
+MICROPY_PY_FFI = 0
+# VfsLfs2 comes from the -D the make variable adds
+MICROPY_VFS_LFS2 = 1
+MICROPY_PY_THREAD = 1
+MICROPY_SSL_MBEDTLS = 1
+MICROPY_PY_SSL = 1

@@ -1,0 +1,9 @@
+"""Where the build products live (the Makefile exports BUILD)."""
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = Path(os.environ.get("BUILD", ROOT / "build")).resolve()
+UNIX_BIN = BUILD / "unix" / "micropython"
+QEMU_ELF = BUILD / "qemu" / "firmware.elf"
