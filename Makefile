@@ -12,12 +12,14 @@ UNIX_BIN := $(BUILD)/unix/micropython
 QEMU_ELF := $(BUILD)/qemu/firmware.elf
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
+# Sub-makes get BUILD on their command line: a BUILD given to this Makefile
+# would otherwise reach mpy-cross's make through MAKEFLAGS and mix its objects
+# with a port's.
+
 # MicroPython's build wants a micropython-lib checkout whenever it freezes
 # anything; Debian's source has none and we need nothing from it.
 MPY_LIB_STUB := $(BUILD)/mpylib
 COMMON_MAKE_ARGS := USER_C_MODULES=$(CURDIR)/firmware/cmodule MPY_LIB_DIR=$(MPY_LIB_STUB)
-
-export BUILD
 
 .PHONY: all deps sources unix qemu test test-unix test-qemu demo bench clean help
 
@@ -54,7 +56,7 @@ sources: $(BUILD)/.deps-apt
 
 $(MPY_DIR)/mpy-cross/build/mpy-cross: | sources
 	@echo "[build] mpy-cross"
-	@$(MAKE) -s -C $(MPY_DIR)/mpy-cross -j$(JOBS) >/dev/null
+	@$(MAKE) -s -C $(MPY_DIR)/mpy-cross -j$(JOBS) BUILD=build >/dev/null
 
 unix: sources $(MPY_DIR)/mpy-cross/build/mpy-cross
 	@echo "[build] unix firmware -> $(UNIX_BIN)"
@@ -72,13 +74,13 @@ qemu: sources $(MPY_DIR)/mpy-cross/build/mpy-cross
 	@arm-none-eabi-size $(QEMU_ELF)
 
 test: deps unix qemu
-	@$(PY) -m pytest -q host_tests $(PYTEST_ARGS)
+	@BUILD=$(BUILD) $(PY) -m pytest -q host_tests $(PYTEST_ARGS)
 
 test-unix: deps unix
-	@$(PY) -m pytest -q host_tests -m "not qemu" $(PYTEST_ARGS)
+	@BUILD=$(BUILD) $(PY) -m pytest -q host_tests -m "not qemu" $(PYTEST_ARGS)
 
 test-qemu: deps qemu
-	@$(PY) -m pytest -q host_tests -m qemu $(PYTEST_ARGS)
+	@BUILD=$(BUILD) $(PY) -m pytest -q host_tests -m qemu $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(BUILD)

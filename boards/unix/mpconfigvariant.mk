@@ -7,3 +7,5 @@ MICROPY_VFS_LFS2 = 1
 MICROPY_PY_THREAD = 1
 MICROPY_SSL_MBEDTLS = 1
 MICROPY_PY_SSL = 1
+# Board-style REPL with raw REPL and raw-paste (firmware/patches/unix-raw-repl.patch)
+MICROPY_UNIX_PYEXEC_REPL = 1

@@ -7,3 +7,4 @@ ROOT = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("BUILD", ROOT / "build")).resolve()
 UNIX_BIN = BUILD / "unix" / "micropython"
 QEMU_ELF = BUILD / "qemu" / "firmware.elf"
+MPREMOTE = BUILD / "venv" / "bin" / "mpremote"

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import textwrap
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from .paths import UNIX_BIN
+from .paths import MPREMOTE, UNIX_BIN
 
 
 class FirmwareError(AssertionError):
@@ -61,3 +62,62 @@ def unix_fw(tmp_path: Path) -> UnixFirmware:
     work = tmp_path / "work"
     work.mkdir()
     return UnixFirmware(token_dir=token, work_dir=work)
+
+
+class UnixPtyBoard:
+    """The unix firmware's REPL on a pty (through socat), driven like a board by mpremote."""
+
+    def __init__(self, token_dir: Path, work_dir: Path, binary: Path = UNIX_BIN) -> None:
+        self.token_dir = token_dir
+        self.work_dir = work_dir
+        self.pty = str(work_dir / "ttyMP")
+        env = dict(os.environ)
+        env["PKCS11_TOKEN_DIR"] = str(token_dir)
+        env["MICROPYPATH"] = ".frozen"
+        self._proc = subprocess.Popen(
+            ["socat", f"PTY,link={self.pty},raw,echo=0",
+             f"EXEC:{binary} -X heapsize=8M,pty,raw,echo=0,setsid,ctty"],
+            env=env, cwd=work_dir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 10
+        while not os.path.exists(self.pty):
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise FirmwareError(f"socat did not create {self.pty}")
+            time.sleep(0.02)
+
+    def mpremote(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([str(MPREMOTE), "connect", self.pty, *args],
+                              capture_output=True, text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise FirmwareError(f"mpremote {' '.join(args)} exited {proc.returncode}\n"
+                                f"{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def exec(self, code: str, **kw: object) -> str:
+        return self.mpremote("exec", textwrap.dedent(code), **kw).stdout  # type: ignore[arg-type]
+
+    def stop(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+
+
+@pytest.fixture
+def unix_pty(tmp_path: Path):
+    """A unix firmware REPL on a pty with a fresh token directory; stopped by PID."""
+    if not UNIX_BIN.exists():
+        pytest.fail(f"{UNIX_BIN} is missing: run `make unix` first")
+    token = tmp_path / "token"
+    token.mkdir()
+    work = tmp_path / "ptywork"
+    work.mkdir()
+    board = UnixPtyBoard(token, work)
+    try:
+        yield board
+    finally:
+        board.stop()
