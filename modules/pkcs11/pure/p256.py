@@ -1,10 +1,11 @@
 # NIST P-256 (secp256r1) ECDSA in pure MicroPython.
 #
 # Points are Jacobian (X, Y, Z) triples, Z == 0 is the point at infinity.
-# Scalar multiplication uses a fixed 4-bit window: every window costs four
-# doublings and one addition whatever the key bits are, but big-integer
-# arithmetic in an interpreter is not constant time, so this code does NOT
-# resist timing or power side channels. Use the C module where that matters.
+# Scalar multiplication uses signed 4-bit windows (a table of 8 points per
+# base keeps the live heap small). Zero windows skip their addition, and
+# big-integer arithmetic in an interpreter is not constant time anyway: this
+# code does NOT resist timing or power side channels. Use the C module where
+# that matters.
 # Nonces are deterministic (RFC 6979 with HMAC-SHA256), so signing needs no
 # random source and a weak RNG can never leak the key through k.
 from micropython import const
@@ -65,22 +66,48 @@ def _add(p1, p2):
 
 
 def _table(pt):
+    # [inf, P, 2P, ..., 8P]
     t = [(1, 1, 0), pt]
-    for i in range(2, 16):
+    for i in range(2, 9):
         t.append(_dbl(t[i >> 1]) if not i & 1 else _add(t[i - 1], pt))
     return t
 
 
+def _digits(k):
+    # signed 4-bit windows, least significant first: k = sum d_i 16^i, -7 <= d_i <= 8
+    out = bytearray(65)
+    for i in range(65):
+        d = k & 15
+        k >>= 4
+        if d > 8:
+            d -= 16
+            k += 1
+        out[i] = d & 0xFF
+    return out
+
+
+def _pick(t, d):
+    if d < 128:
+        return t[d]
+    x, y, z = t[256 - d]
+    return (x, P - y, z)
+
+
 def mul(k1, p1, k2=0, p2=None):
-    """k1*p1 + k2*p2 (Jacobian in, Jacobian out), 4-bit windows, interleaved."""
+    """k1*p1 + k2*p2 (Jacobian in, Jacobian out); 0 <= k < 2^256.
+    Signed 4-bit windows with a table of 8 points per base, interleaved."""
     t1 = _table(p1)
-    t2 = _table(p2) if k2 else None
+    d1 = _digits(k1)
+    t2 = d2 = None
+    if k2:
+        t2 = _table(p2)
+        d2 = _digits(k2)
     acc = (1, 1, 0)
-    for sh in range(252, -4, -4):
+    for i in range(64, -1, -1):
         acc = _dbl(_dbl(_dbl(_dbl(acc))))
-        acc = _add(acc, t1[(k1 >> sh) & 15])
+        acc = _add(acc, _pick(t1, d1[i]))
         if t2:
-            acc = _add(acc, t2[(k2 >> sh) & 15])
+            acc = _add(acc, _pick(t2, d2[i]))
     return acc
 
 

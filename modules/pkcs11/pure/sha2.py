@@ -29,7 +29,8 @@ def _consts():
         if all(c % q for q in primes if q * q <= c):
             primes.append(c)
         c += 1
-    _K512 = [_root(p << 192, 3, 1 << 68) & _M64 for p in primes]
+    # kept as packed bytes (640) rather than 80 big ints: far less heap
+    _K512 = b"".join(struct.pack(">Q", _root(p << 192, 3, 1 << 68) & _M64) for p in primes)
     _IV = [_root(p << 128, 2, 1 << 70) & _M64 for p in primes[:16]]
 
 
@@ -74,11 +75,11 @@ class _SHA1(_Hash):
 
     def _block(self, blk):
         w = list(struct.unpack(">16I", blk))
-        for t in range(16, 80):
-            x = w[t - 3] ^ w[t - 8] ^ w[t - 14] ^ w[t - 16]
-            w.append(((x << 1) | (x >> 31)) & _M32)
         a, b, c, d, e = self._h
         for t in range(80):
+            if t >= 16:
+                x = w[(t - 3) & 15] ^ w[(t - 8) & 15] ^ w[(t - 14) & 15] ^ w[t & 15]
+                w[t & 15] = ((x << 1) | (x >> 31)) & _M32
             if t < 20:
                 f = (b & c) | (~b & d)
                 k = 0x5A827999
@@ -91,7 +92,7 @@ class _SHA1(_Hash):
             else:
                 f = b ^ c ^ d
                 k = 0xCA62C1D6
-            a, b, c, d, e = (((a << 5) | (a >> 27)) + f + e + k + w[t]) & _M32, a, \
+            a, b, c, d, e = (((a << 5) | (a >> 27)) + f + e + k + w[t & 15]) & _M32, a, \
                 ((b << 30) | (b >> 2)) & _M32, c, d
         h = self._h
         for i, v in enumerate((a, b, c, d, e)):
@@ -119,17 +120,18 @@ class _SHA512(_Hash):
             self._h = _IV[:8]
 
     def _block(self, blk):
+        # message schedule kept as a rolling window of 16 words
         w = list(struct.unpack(">16Q", blk))
-        for t in range(16, 80):
-            a = w[t - 15]
-            b = w[t - 2]
-            w.append((w[t - 16] + (_r(a, 1) ^ _r(a, 8) ^ (a >> 7)) + w[t - 7]
-                      + (_r(b, 19) ^ _r(b, 61) ^ (b >> 6))) & _M64)
         a, b, c, d, e, f, g, h = self._h
         K = _K512
         for t in range(80):
+            if t >= 16:
+                x = w[(t - 15) & 15]
+                y = w[(t - 2) & 15]
+                w[t & 15] = (w[t & 15] + (_r(x, 1) ^ _r(x, 8) ^ (x >> 7)) + w[(t - 7) & 15]
+                             + (_r(y, 19) ^ _r(y, 61) ^ (y >> 6))) & _M64
             t1 = (h + (_r(e, 14) ^ _r(e, 18) ^ _r(e, 41)) + ((e & f) ^ (~e & g))
-                  + K[t] + w[t])
+                  + struct.unpack_from(">Q", K, 8 * t)[0] + w[t & 15])
             t2 = (_r(a, 28) ^ _r(a, 34) ^ _r(a, 39)) + ((a & b) ^ (a & c) ^ (b & c))
             h, g, f, e, d, c, b, a = g, f, e, (d + t1) & _M64, c, b, a, (t1 + t2) & _M64
         s = self._h
