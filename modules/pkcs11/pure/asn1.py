@@ -163,12 +163,13 @@ def oid(dotted):
         raise ValueError("OID: too short")
     out = bytearray((p[0] * 40 + p[1],))
     for v in p[2:]:
-        b = bytearray((v & 0x7F,))
+        b = [v & 0x7F]
         v >>= 7
         while v:
-            b.insert(0, 0x80 | (v & 0x7F))
+            b.append(0x80 | (v & 0x7F))
             v >>= 7
-        out += b
+        b.reverse()
+        out += bytes(b)
     return tlv(OID, bytes(out))
 
 
