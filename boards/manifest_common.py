@@ -1,2 +1,3 @@
 # The frozen modules every board carries. Paths are relative to this file.
 package("pkcs11", base_path="../modules")
+module("mqtt.py", base_path="../modules")

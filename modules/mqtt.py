@@ -1,0 +1,882 @@
+# MQTT 3.1.1 client for MicroPython, with AWS IoT Core's limits enforced by default.
+#
+#   c = MQTTClient("my-thing", connect_fn, keepalive=60, callback=on_msg)
+#   c.connect()                        -> session_present (bool)
+#   c.subscribe("a/b", qos=1)          -> granted QoS (list when given a list)
+#   c.publish("a/b", b"hi", qos=1)     -> packet id (QoS 1) or None
+#   c.wait_msg(timeout) / c.check_msg() -> (topic, msg) or None
+#   c.unsubscribe("a/b"); c.ping(); c.reconnect(); c.disconnect()
+#
+# The transport is either a connected stream (plain or TLS socket) or a callable
+# returning one; only a callable allows reconnect(). The client switches the
+# stream to non-blocking and waits with select.poll, because TLS sockets have no
+# settimeout and a blocking read on a half-open link would hang forever.
+# Not thread-safe: use one client from one thread.
+
+from micropython import const
+import select
+import time
+
+try:
+    from random import getrandbits
+except ImportError:
+    def getrandbits(n):
+        return 0
+
+# AWS IoT Core's documented per-connection limits. A missing or None entry
+# means "protocol limit only"; MQTTClient(limits=None) drops them all for
+# other brokers, dict(AWS_LIMITS, keepalive=(1, 1200)) relaxes one.
+# Slashes and topic bytes are counted over the whole topic name or filter,
+# $aws/ reserved topics included (AWS sized those to fit), except for Basic
+# Ingest topics, whose "$aws/rules/<rule>/" prefix AWS excludes from both.
+# keepalive 0 ("never ping") is refused: AWS would apply its own 1200 s.
+AWS_LIMITS = {
+    "client_id": 128,  # bytes, UTF-8
+    "topic": 256,  # bytes, names and filters
+    "slashes": 7,  # '/' per name or filter
+    "payload": 131072,  # bytes per PUBLISH (128 KB)
+    "keepalive": (30, 1200),  # seconds, inclusive
+    "topics_per_subscribe": 8,
+    "connect_interval": 1000,  # ms between CONNECTs of one client id
+}
+
+_CONNECT = const(0x10)
+_CONNACK = const(0x20)
+_PUBLISH = const(0x30)
+_PUBACK = const(0x40)
+_SUBSCRIBE = const(0x82)
+_SUBACK = const(0x90)
+_UNSUBSCRIBE = const(0xA2)
+_UNSUBACK = const(0xB0)
+_PINGREQ = const(0xC0)
+_PINGRESP = const(0xD0)
+_DISCONNECT = const(0xE0)
+_MAX_REMAINING = const(268435455)
+_POLLIN = select.POLLIN
+_POLLOUT = select.POLLOUT
+
+_CONNACK_TEXT = (
+    None,
+    "unacceptable protocol version",
+    "identifier rejected (client id refused by the broker)",
+    "server unavailable",
+    "bad user name or password",
+    "not authorized (check the certificate, its policy or the credentials)",
+)
+
+
+class MQTTError(Exception):
+    pass
+
+
+class MQTTConnectError(MQTTError):
+    # The broker answered CONNACK with a refusal; .rc is its return code.
+    def __init__(self, rc):
+        self.rc = rc
+        t = _CONNACK_TEXT[rc] if 0 < rc < 6 else "unknown return code"
+        super().__init__("connection refused by broker (CONNACK %d): %s" % (rc, t))
+
+
+class MQTTConnectionError(MQTTError):
+    # The link is gone (closed, I/O error, no answer in time); the socket is
+    # closed and reconnect() may be used.
+    pass
+
+
+class MQTTProtocolError(MQTTConnectionError):
+    pass
+
+
+class MQTTKeepAliveError(MQTTConnectionError):
+    pass
+
+
+class MQTTTimeoutError(MQTTError):
+    # An acknowledgement did not come in time; the connection is still up.
+    pass
+
+
+class MQTTSubscribeError(MQTTError):
+    # SUBACK carried 0x80 for .topics (list of bytes).
+    def __init__(self, topics):
+        self.topics = topics
+        super().__init__("broker refused subscription to %s" % ", ".join(t.decode() for t in topics))
+
+
+class MQTTLimitError(ValueError):
+    pass
+
+
+def _utf8(s, what):
+    # MQTT strings must be well-formed UTF-8 without U+0000 or surrogates;
+    # MicroPython's own decoder accepts overlong forms and surrogates, so the
+    # bytes are checked here. A pure-ASCII str takes the short path.
+    if isinstance(s, str):
+        b = s.encode()
+        if len(b) == len(s):
+            if "\x00" in s:
+                raise MQTTLimitError(what + " contains U+0000")
+            return b
+    elif isinstance(s, (bytes, bytearray)):
+        b = bytes(s)
+    else:
+        raise TypeError(what + " must be str or bytes")
+    i = 0
+    n = len(b)
+    while i < n:
+        c = b[i]
+        if c < 0x80:
+            if c == 0:
+                raise MQTTLimitError(what + " contains U+0000")
+            i += 1
+            continue
+        lo = 0x80
+        hi = 0xBF
+        if 0xC2 <= c <= 0xDF:
+            k = 1
+        elif 0xE0 <= c <= 0xEF:
+            k = 2
+            if c == 0xE0:
+                lo = 0xA0
+            elif c == 0xED:
+                hi = 0x9F
+        elif 0xF0 <= c <= 0xF4:
+            k = 3
+            if c == 0xF0:
+                lo = 0x90
+            elif c == 0xF4:
+                hi = 0x8F
+        else:
+            k = 0
+        if k == 0 or i + k >= n or not lo <= b[i + 1] <= hi:
+            raise MQTTLimitError(what + " is not well-formed UTF-8")
+        j = i + 2
+        i += k + 1
+        while j < i:
+            if not 0x80 <= b[j] <= 0xBF:
+                raise MQTTLimitError(what + " is not well-formed UTF-8")
+            j += 1
+    return b
+
+
+class MQTTClient:
+    def __init__(self, client_id, transport, keepalive=60, clean_session=True,
+                 user=None, password=None, callback=None, limits=AWS_LIMITS,
+                 ack_timeout=10, max_retries=3, max_inflight=4, max_rx=16384,
+                 queue=4, buf_size=384, backoff_base=1, backoff_cap=60,
+                 reconnect_attempts=None, resubscribe=True, log=None):
+        lim = limits or {}
+        self._lim = lim
+        cid = _utf8(client_id, "client id")
+        if len(cid) > (lim.get("client_id") or 65535):
+            raise MQTTLimitError("client id is %d bytes; limit %d" % (len(cid), lim.get("client_id") or 65535))
+        if not cid and (limits is not None or not clean_session):
+            raise MQTTLimitError("client id must not be empty")
+        ka = lim.get("keepalive") or (0, 65535)
+        if not isinstance(keepalive, int) or not ka[0] <= keepalive <= ka[1]:
+            raise MQTTLimitError("keep-alive %r s is outside %d..%d s" % (keepalive, ka[0], ka[1]))
+        if password is not None and user is None:
+            raise ValueError("MQTT 3.1.1 allows a password only with a user name")
+        self._user = None if user is None else _utf8(user, "user name")
+        if isinstance(password, str):
+            password = password.encode()
+        if password is not None and len(password) > 65535:
+            raise ValueError("password longer than 65535 bytes")
+        self._pass = password
+        self.client_id = cid
+        self.keepalive = keepalive
+        self.clean_session = clean_session
+        self.cb = callback
+        self._transport = transport
+        self._tmo = int(ack_timeout * 1000)
+        self._retries = max_retries
+        self._max_rx = max_rx
+        self._qmax = queue
+        self._bbase = int(backoff_base * 1000)
+        self._bcap = int(backoff_cap * 1000)
+        self.reconnect_attempts = reconnect_attempts
+        self._resub = resubscribe
+        self._log = log
+        self._will = None
+        # One scratch buffer for outgoing packets (header, topic and small
+        # payloads go out in a single write: one TLS record, no Nagle stall)
+        # and a 4-byte one for incoming headers and ids.
+        self._buf = bytearray(max(buf_size, 16))
+        self._bmv = memoryview(self._buf)
+        self._n = 0
+        self._h = bytearray(2)
+        mv = memoryview(self._h)
+        self._h1 = mv[:1]
+        self._h2 = mv
+        # In-flight QoS 1 publishes: fixed slots [pid, topic, msg, retain,
+        # sent_ms, tries] reused for every message, so publishing allocates
+        # nothing. The slots keep references, not copies, of caller data.
+        # A slot's retransmissions are capped (slot[6] = cap + 1) only while a
+        # blocking publish() waits on it; otherwise they go on until PUBACK.
+        self._slots = [[0, None, None, 0, 0, 0, 0] for _ in range(max(1, max_inflight))]
+        self._subs = []
+        self._q = []
+        self._pid = 0
+        self._sock = None
+        self._poll = None
+        self._last_connect = None
+        self._ping_at = None
+        self._msg = None
+        self._want = 0
+        self._codes = b""
+        self._ka_ms = 0
+        self._tx = self._rx = 0
+        self.connected = False
+        self.dropped = 0
+        self.flags = 0
+
+    # ---- validation (everything is checked before a byte is written) ----
+
+    def _topic(self, topic, is_filter):
+        b = _utf8(topic, "topic filter" if is_filter else "topic")
+        if not b:
+            raise MQTTLimitError("empty topic")
+        lim = self._lim
+        body = b
+        if b[:11].lower() == b"$aws/rules/":
+            # Basic Ingest: "$aws/rules/<rule>/" is not counted by AWS.
+            k = b.find(b"/", 11)
+            body = b"" if k < 0 else b[k + 1:]
+        m = lim.get("topic") or 65535
+        if len(body) > m:
+            raise MQTTLimitError("topic is %d bytes; limit %d" % (len(body), m))
+        m = lim.get("slashes")
+        if m is not None and body.count(b"/") > m:
+            raise MQTTLimitError("topic has %d slashes; limit %d" % (body.count(b"/"), m))
+        if is_filter:
+            n = len(b)
+            i = b.find(b"#")
+            if i >= 0 and (i != n - 1 or (i and b[i - 1] != 0x2F)):
+                raise ValueError("'#' must be the last level of a topic filter, alone")
+            i = b.find(b"+")
+            while i >= 0:
+                if (i and b[i - 1] != 0x2F) or (i + 1 < n and b[i + 1] != 0x2F):
+                    raise ValueError("'+' must fill a whole topic filter level")
+                i = b.find(b"+", i + 1)
+        elif b.find(b"#") >= 0 or b.find(b"+") >= 0:
+            raise ValueError("wildcards '+' and '#' are not allowed in a topic name")
+        return b
+
+    def _payload(self, msg, qos, limit=_MAX_REMAINING):
+        if isinstance(msg, str):
+            msg = msg.encode()
+        if qos not in (0, 1):
+            raise MQTTLimitError("QoS %r not supported (0 or 1; AWS IoT Core has no QoS 2)" % (qos,))
+        m = self._lim.get("payload") or limit
+        if m > limit:
+            m = limit
+        if len(msg) > m:
+            raise MQTTLimitError("payload is %d bytes; limit %d" % (len(msg), m))
+        return msg
+
+    def set_last_will(self, topic, msg, retain=False, qos=0):
+        t = self._topic(topic, False)
+        self._will = (t, self._payload(msg, qos, 65535), retain, qos)
+
+    # ---- output ----
+
+    def _write(self, data):
+        sock = self._sock
+        n = len(data)
+        w = sock.write(data)
+        self._tx = time.ticks_ms()
+        if w == n:
+            return
+        mv = memoryview(data)
+        off = w or 0
+        end = time.ticks_add(time.ticks_ms(), self._tmo)
+        while off < n:
+            if w is None or w == 0:
+                if time.ticks_diff(end, time.ticks_ms()) <= 0:
+                    raise MQTTConnectionError("write timed out: the broker is not reading")
+                self._wait(_POLLOUT, 50)
+            w = sock.write(mv[off:])
+            if w:
+                off += w
+                self._tx = time.ticks_ms()
+
+    def _put(self, data):
+        n = len(data)
+        p = self._n
+        if p + n > len(self._buf):
+            self._flush()
+            if n > len(self._buf):
+                self._write(data)
+                return
+            p = 0
+        self._buf[p:p + n] = data
+        self._n = p + n
+
+    def _put16(self, v):
+        if self._n + 2 > len(self._buf):
+            self._flush()
+        p = self._n
+        self._buf[p] = v >> 8
+        self._buf[p + 1] = v & 0xFF
+        self._n = p + 2
+
+    def _start(self, b0, rem):
+        # Fixed header: type/flags, then the remaining length in 1..4 bytes.
+        if rem > _MAX_REMAINING:
+            raise MQTTLimitError("packet of %d bytes exceeds MQTT's maximum" % rem)
+        buf = self._buf
+        buf[0] = b0
+        i = 1
+        while True:
+            d = rem & 0x7F
+            rem >>= 7
+            buf[i] = d | 0x80 if rem else d
+            i += 1
+            if not rem:
+                break
+        self._n = i
+
+    def _flush(self):
+        if self._n:
+            n = self._n
+            self._n = 0
+            self._write(self._bmv[:n])
+
+    def _send2(self, b0, pid):
+        self._start(b0, 2)
+        self._put16(pid)
+        self._guarded(self._flush)
+
+    def _guarded(self, fn, *args):
+        # Every socket operation goes through here: an OSError means the link
+        # is unusable, so close it and report one kind of error.
+        try:
+            return fn(*args)
+        except OSError as e:
+            exc = MQTTConnectionError("connection lost: %r" % (e,))
+        except MQTTConnectionError as e:
+            exc = e
+        self._fail(exc)
+
+    def _fail(self, exc):
+        self.close()
+        raise exc
+
+    # ---- input ----
+
+    def _wait(self, ev, ms):
+        if self._poll is None:
+            time.sleep_ms(min(ms, 10))
+            return
+        if ev == _POLLIN:
+            self._poll.poll(ms)
+        else:
+            self._poll.modify(self._sock, ev)
+            self._poll.poll(ms)
+            self._poll.modify(self._sock, _POLLIN)
+
+    def _read(self, mv, end):
+        # Fill mv completely; the peer has until `end` (ticks_ms) to send it.
+        sock = self._sock
+        off = 0
+        n = len(mv)
+        while off < n:
+            r = sock.readinto(mv[off:] if off else mv)
+            if r is None:
+                left = time.ticks_diff(end, time.ticks_ms())
+                if left <= 0:
+                    raise MQTTConnectionError("broker sent an incomplete packet")
+                self._wait(_POLLIN, left)
+            elif r == 0:
+                raise MQTTConnectionError("connection closed by broker")
+            else:
+                off += r
+
+    def _read16(self, end):
+        self._read(self._h2, end)
+        return self._h[0] << 8 | self._h[1]
+
+    def _step(self, wait_ms):
+        # Housekeeping, then handle at most one incoming packet arriving
+        # within wait_ms. Returns the packet type, or None.
+        if self._sock is None:
+            raise MQTTConnectionError("not connected")
+        self._tick()
+        due = self._due()
+        if wait_ms is None or due < wait_ms:
+            wait_ms = due
+        try:
+            try:
+                return self._packet(wait_ms)
+            except OSError as e:
+                raise MQTTConnectionError("connection lost: %r" % (e,))
+        except MQTTConnectionError:
+            self.close()
+            raise
+
+    def _packet(self, wait_ms):
+        sock = self._sock
+        h = self._h
+        r = sock.readinto(self._h1)
+        if r is None:
+            self._wait(_POLLIN, wait_ms)
+            r = sock.readinto(self._h1)
+            if r is None:
+                return None
+        if r == 0:
+            raise MQTTConnectionError("connection closed by broker")
+        now = time.ticks_ms()
+        self._rx = now
+        b0 = h[0]
+        end = time.ticks_add(now, self._tmo)
+        rem = 0
+        shift = 0
+        while True:
+            self._read(self._h1, end)
+            rem |= (h[0] & 0x7F) << shift
+            if not h[0] & 0x80:
+                break
+            shift += 7
+            if shift > 21:
+                raise MQTTProtocolError("malformed remaining length")
+        t = b0 & 0xF0
+        if t == _PUBLISH:
+            self._recv_publish(b0, rem, end)
+        elif t in (_PUBACK, _UNSUBACK, _CONNACK) or b0 == _PINGRESP:
+            if rem != (0 if t == _PINGRESP else 2):
+                raise MQTTProtocolError("bad length %d for packet 0x%02x" % (rem, b0))
+            if t == _PINGRESP:
+                self._ping_at = None
+            elif t == _CONNACK:
+                if self._want != -1:
+                    raise MQTTProtocolError("unexpected CONNACK")
+                self._read(self._h2, end)
+                self._codes = bytes(self._h)
+                self._want = 0
+            else:
+                pid = self._read16(end)
+                if t == _PUBACK:
+                    for s in self._slots:
+                        if s[0] == pid:
+                            s[0] = 0
+                            s[1] = s[2] = None
+                elif pid == self._want:
+                    self._want = 0
+        elif t == _SUBACK and rem > 2:
+            pid = self._read16(end)
+            codes = bytearray(rem - 2)
+            self._read(memoryview(codes), end)
+            if pid == self._want:
+                self._codes = codes
+                self._want = 0
+        else:
+            raise MQTTProtocolError("unexpected packet 0x%02x from broker" % b0)
+        return t
+
+    def _recv_publish(self, b0, rem, end):
+        qos = (b0 >> 1) & 3
+        if qos > 1:
+            raise MQTTProtocolError("broker sent QoS %d" % qos)
+        tl = self._read16(end)
+        left = rem - 2 - tl - (2 if qos else 0)
+        if left < 0 or tl > self._max_rx:
+            raise MQTTProtocolError("malformed PUBLISH")
+        topic = bytearray(tl)
+        self._read(memoryview(topic), end)
+        pid = self._read16(end) if qos else 0
+        if left > self._max_rx:
+            # Too big for this device: drain it through the scratch buffer so
+            # the stream stays in step, acknowledge, and count it as dropped.
+            while left:
+                k = min(left, len(self._buf))
+                self._read(self._bmv[:k], end)
+                left -= k
+            msg = None
+            self.dropped += 1
+        else:
+            msg = bytearray(left)
+            self._read(memoryview(msg), end)
+        if qos:
+            self._send2(_PUBACK, pid)
+        self.flags = b0 & 0x0F
+        if msg is not None:
+            self._msg = (bytes(topic), msg)
+
+    def _tick(self):
+        # Nothing but CONNECT may precede CONNACK: no pings or retransmits.
+        if not self.connected:
+            return
+        now = time.ticks_ms()
+        if self._ping_at is not None:
+            if time.ticks_diff(now, self._ping_at) >= self._tmo:
+                self._fail(MQTTKeepAliveError("no PINGRESP within %d ms: link considered dead" % self._tmo))
+        elif self._ka_ms and max(time.ticks_diff(now, self._tx), time.ticks_diff(now, self._rx)) >= self._ka_ms:
+            self.ping()
+        for s in self._slots:
+            if s[0] and time.ticks_diff(now, s[4]) >= self._tmo and not (s[6] and s[5] >= s[6] - 1):
+                s[5] += 1
+                self._log and self._log("no PUBACK for %d: retransmitting (DUP)" % s[0])
+                self._send_slot(s, True)
+
+    def _due(self):
+        # ms until _tick has work: a ping, a PINGRESP deadline or a retransmit.
+        if not self.connected:
+            return 1000
+        now = time.ticks_ms()
+        if self._ping_at is not None:
+            d = self._tmo - time.ticks_diff(now, self._ping_at)
+        elif self._ka_ms:
+            d = self._ka_ms - max(time.ticks_diff(now, self._tx), time.ticks_diff(now, self._rx))
+        else:
+            d = 1000
+        for s in self._slots:
+            if s[0]:
+                d = min(d, self._tmo - time.ticks_diff(now, s[4]))
+        return max(0, min(d, 1000))
+
+    def _take(self):
+        m = self._msg
+        self._msg = None
+        if self.cb:
+            self.cb(m[0], m[1])
+        return m
+
+    def _await(self, want):
+        # Block until the reply to `want` (a packet id, or -1 for CONNACK),
+        # handing any PUBLISH that arrives meanwhile to the callback or queue.
+        self._want = want
+        end = time.ticks_add(time.ticks_ms(), self._tmo)
+        while self._want:
+            left = time.ticks_diff(end, time.ticks_ms())
+            if left <= 0:
+                self._want = 0
+                return False
+            if self._step(left) == _PUBLISH and self._msg:
+                if self.cb:
+                    self._take()
+                elif len(self._q) < self._qmax:
+                    self._q.append(self._msg)
+                    self._msg = None
+                else:
+                    self.dropped += 1
+                    self._msg = None
+        return True
+
+    # ---- connection ----
+
+    def _open(self):
+        t = self._transport
+        sock = t() if callable(t) and not hasattr(t, "write") else t
+        self._sock = sock
+        try:
+            sock.setblocking(False)
+        except AttributeError:
+            pass
+        try:
+            self._poll = select.poll()
+            self._poll.register(sock, _POLLIN)
+        except (TypeError, OSError, ValueError):
+            self._poll = None
+
+    def connect(self):
+        # Sends CONNECT, waits for CONNACK, then re-sends unacknowledged QoS 1
+        # messages and restores subscriptions the broker no longer has.
+        if self._sock is not None:
+            self.close()
+        self._msg = None
+        self._want = 0
+        self._ping_at = None
+        iv = self._lim.get("connect_interval")
+        if iv and self._last_connect is not None:
+            d = iv - time.ticks_diff(time.ticks_ms(), self._last_connect)
+            if d > 0:
+                time.sleep_ms(d)
+        self._last_connect = time.ticks_ms()
+        try:
+            self._open()
+        except OSError as e:
+            self.close()
+            raise MQTTConnectionError("cannot open transport: %r" % (e,))
+        self._ka_ms = self.keepalive * 750
+        self._tx = self._rx = time.ticks_ms()
+        w = self._will
+        u = self._user
+        pw = self._pass
+        cid = self.client_id
+        rem = 10 + 2 + len(cid)
+        flags = 0x02 if self.clean_session else 0
+        if w:
+            rem += 4 + len(w[0]) + len(w[1])
+            flags |= 0x04 | (w[3] << 3) | (0x20 if w[2] else 0)
+        if u is not None:
+            rem += 2 + len(u)
+            flags |= 0x80
+        if pw is not None:
+            rem += 2 + len(pw)
+            flags |= 0x40
+        self._start(_CONNECT, rem)
+        self._put(b"\x00\x04MQTT\x04")
+        self._buf[self._n] = flags
+        self._n += 1
+        self._put16(self.keepalive)
+        for f in ((cid, w[0], w[1]) if w else (cid,)) + ((u,) if u is not None else ()) + ((pw,) if pw is not None else ()):
+            self._put16(len(f))
+            self._put(f)
+        self._guarded(self._flush)
+        if not self._await(-1):
+            self._fail(MQTTConnectionError("no CONNACK within %d ms" % self._tmo))
+        rc = self._codes[1]
+        if rc:
+            self.close()
+            raise MQTTConnectError(rc)
+        present = bool(self._codes[0] & 1)
+        self.connected = True
+        self._log and self._log("connected (session present: %d)" % present)
+        for s in self._slots:
+            if s[0]:
+                s[5] = 0
+                # Same session: a redelivery (DUP). New session: a new message.
+                self._send_slot(s, not self.clean_session)
+        if self._resub and not present and self._subs:
+            k = self._lim.get("topics_per_subscribe") or len(self._subs)
+            subs = self._subs
+            for i in range(0, len(subs), k):
+                self._subscribe(subs[i:i + k])
+        return present
+
+    def reconnect(self):
+        # Retry connect() with exponential backoff and "equal jitter": the
+        # n-th wait is d/2 + rand(0..d/2) with d = min(cap, base * 2**n), so
+        # waits grow, never exceed the cap, and a fleet does not retry in step.
+        if not callable(self._transport) or hasattr(self._transport, "write"):
+            raise MQTTError("reconnect needs a transport callable that opens a new socket")
+        n = 0
+        while True:
+            try:
+                return self.connect()
+            except MQTTConnectError as e:
+                if e.rc != 3:
+                    raise
+                err = e
+            except MQTTConnectionError as e:
+                err = e
+            n += 1
+            if self.reconnect_attempts is not None and n >= self.reconnect_attempts:
+                raise err
+            d = self._bbase << min(n - 1, 20)
+            if d > self._bcap:
+                d = self._bcap
+            d = d // 2 + (d - d // 2) * getrandbits(16) // 65536
+            self._log and self._log("connect attempt %d failed (%s); next in %d ms" % (n, err, d))
+            time.sleep_ms(d)
+
+    def close(self):
+        # Drop the link without DISCONNECT (the broker then sends the will).
+        s = self._sock
+        self._sock = None
+        self._poll = None
+        self.connected = False
+        if s is not None:
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def disconnect(self):
+        if self._sock is not None:
+            try:
+                self._start(_DISCONNECT, 0)
+                self._flush()
+            except OSError:
+                pass
+        self.close()
+
+    def ping(self):
+        if self._sock is None:
+            raise MQTTConnectionError("not connected")
+        self._start(_PINGREQ, 0)
+        self._guarded(self._flush)
+        self._ping_at = time.ticks_ms()
+        self._log and self._log("PINGREQ")
+
+    # ---- publish ----
+
+    def _new_pid(self):
+        while True:
+            self._pid = self._pid % 65535 + 1
+            for s in self._slots:
+                if s[0] == self._pid:
+                    break
+            else:
+                return self._pid
+
+    def _send_publish(self, t, msg, retain, qos, pid, dup):
+        self._start(_PUBLISH | (8 if dup else 0) | (qos << 1) | (1 if retain else 0),
+                    2 + len(t) + (2 if qos else 0) + len(msg))
+        self._put16(len(t))
+        self._put(t)
+        if qos:
+            self._put16(pid)
+        self._put(msg)
+        self._flush()
+
+    def _send_slot(self, s, dup):
+        s[4] = time.ticks_ms()
+        self._guarded(self._send_publish, s[1], s[2], s[3], 1, s[0], dup)
+
+    def publish(self, topic, msg, retain=False, qos=0, wait=True):
+        # QoS 1 with wait=True returns once PUBACK arrives, retransmitting
+        # with DUP every ack_timeout, max_retries times, then raises
+        # MQTTTimeoutError. With wait=False it returns the packet id at once;
+        # check_msg()/wait_msg() go on retransmitting until PUBACK (see
+        # pending()). After MQTTConnectionError the message stays queued and
+        # connect()/reconnect() send it again: do not publish it twice.
+        t = self._topic(topic, False)
+        msg = self._payload(msg, qos)
+        if self._sock is None:
+            raise MQTTConnectionError("not connected")
+        if not qos:
+            self._guarded(self._send_publish, t, msg, retain, 0, 0, False)
+            return None
+        s = self._free_slot()
+        pid = self._new_pid()
+        s[0] = pid
+        s[1] = t
+        s[2] = msg
+        s[3] = retain
+        s[5] = 0
+        s[6] = self._retries + 1 if wait else 0
+        try:
+            self._send_slot(s, False)
+            while wait and s[0] == pid:
+                if s[5] >= s[6] - 1 and time.ticks_diff(time.ticks_ms(), s[4]) >= self._tmo:
+                    s[0] = 0
+                    s[1] = s[2] = None
+                    raise MQTTTimeoutError("no PUBACK for packet %d after %d retransmissions" % (pid, self._retries))
+                self._pump(None)
+        finally:
+            # Left queued by an error: retransmit it until acknowledged.
+            s[6] = 0
+        return pid
+
+    def _free_slot(self):
+        end = time.ticks_add(time.ticks_ms(), self._tmo * (self._retries + 1))
+        while True:
+            for s in self._slots:
+                if not s[0]:
+                    return s
+            if time.ticks_diff(end, time.ticks_ms()) <= 0:
+                raise MQTTTimeoutError("%d QoS 1 messages still unacknowledged" % len(self._slots))
+            self._pump(None)
+
+    def _pump(self, wait_ms):
+        if self._step(wait_ms) == _PUBLISH and self._msg:
+            if self.cb:
+                self._take()
+            elif len(self._q) < self._qmax:
+                self._q.append(self._msg)
+                self._msg = None
+            else:
+                self.dropped += 1
+                self._msg = None
+
+    def pending(self):
+        # Packet ids of QoS 1 messages not yet acknowledged.
+        return [s[0] for s in self._slots if s[0]]
+
+    # ---- subscribe ----
+
+    def _subscribe(self, items):
+        pid = self._new_pid()
+        rem = 2
+        for t, q in items:
+            rem += 3 + len(t)
+        self._start(_SUBSCRIBE, rem)
+        self._put16(pid)
+        for t, q in items:
+            self._put16(len(t))
+            self._put(t)
+            self._put(b"\x01" if q else b"\x00")
+        self._guarded(self._flush)
+        if not self._await(pid):
+            raise MQTTTimeoutError("no SUBACK within %d ms" % self._tmo)
+        codes = self._codes
+        if len(codes) != len(items):
+            self._fail(MQTTProtocolError("SUBACK has %d codes for %d topics" % (len(codes), len(items))))
+        return codes
+
+    def subscribe(self, topic, qos=0):
+        # topic: one filter, or a list of (filter, qos) sent in one SUBSCRIBE.
+        one = isinstance(topic, (str, bytes, bytearray))
+        items = [(topic, qos)] if one else topic
+        m = self._lim.get("topics_per_subscribe")
+        if not items or (m and len(items) > m):
+            raise MQTTLimitError("%d topics in one SUBSCRIBE; allowed 1..%d" % (len(items), m or 65535))
+        enc = []
+        for t in items:
+            t, q = (t, qos) if isinstance(t, (str, bytes, bytearray)) else t
+            if q not in (0, 1):
+                raise MQTTLimitError("QoS %r not supported (0 or 1; AWS IoT Core has no QoS 2)" % (q,))
+            enc.append((self._topic(t, True), q))
+        if self._sock is None:
+            raise MQTTConnectionError("not connected")
+        codes = self._subscribe(enc)
+        bad = []
+        for i in range(len(enc)):
+            t, q = enc[i]
+            for e in self._subs:
+                if e[0] == t:
+                    self._subs.remove(e)
+                    break
+            if codes[i] == 0x80:
+                bad.append(t)
+            else:
+                self._subs.append(enc[i])
+        if bad:
+            raise MQTTSubscribeError(bad)
+        return codes[0] if one else list(codes)
+
+    def unsubscribe(self, topic):
+        items = [topic] if isinstance(topic, (str, bytes, bytearray)) else topic
+        m = self._lim.get("topics_per_subscribe")
+        if not items or (m and len(items) > m):
+            raise MQTTLimitError("%d topics in one UNSUBSCRIBE; allowed 1..%d" % (len(items), m or 65535))
+        enc = [self._topic(t, True) for t in items]
+        if self._sock is None:
+            raise MQTTConnectionError("not connected")
+        pid = self._new_pid()
+        self._start(_UNSUBSCRIBE, 2 + sum(2 + len(t) for t in enc))
+        self._put16(pid)
+        for t in enc:
+            self._put16(len(t))
+            self._put(t)
+        self._guarded(self._flush)
+        self._subs = [e for e in self._subs if e[0] not in enc]
+        if not self._await(pid):
+            raise MQTTTimeoutError("no UNSUBACK within %d ms" % self._tmo)
+
+    # ---- receive ----
+
+    def wait_msg(self, timeout=None):
+        # Wait for one PUBLISH (seconds; None = forever), pinging as needed.
+        # Returns (topic, msg) after calling the callback, or None on timeout.
+        if self._q:
+            return self._deliver_queued()
+        end = None if timeout is None else time.ticks_add(time.ticks_ms(), int(timeout * 1000))
+        while True:
+            left = None if end is None else time.ticks_diff(end, time.ticks_ms())
+            if left is not None and left < 0:
+                left = 0
+            if self._step(left) == _PUBLISH and self._msg:
+                return self._take()
+            if left == 0:
+                return None
+
+    def check_msg(self):
+        # Non-blocking: housekeeping plus whatever is already received, up to
+        # the first PUBLISH. Loop while it returns a message to drain all.
+        return self.wait_msg(0)
+
+    def _deliver_queued(self):
+        self._msg = self._q.pop(0)
+        return self._take()
