@@ -47,10 +47,6 @@ def _ec_private(der, s, e, outer_curve):
     if len(c) < 2 or c[0][0] != _INT or a.small_int(der, c[0][2], c[0][3]) != 1 \
             or c[1][0] != a.OCTET_STRING:
         raise ValueError("malformed EC private key")
-    d = der[c[1][2]:c[1][3]]
-    if len(d) > 32:
-        raise ValueError("EC private key is not a P-256 key")
-    d = bytes(32 - len(d)) + d
     q = None
     seen_curve = outer_curve
     for t, h, vs, ve in c[2:]:
@@ -65,6 +61,10 @@ def _ec_private(der, s, e, outer_curve):
             q = der[bs + 1:be]
     if not seen_curve:
         raise ValueError("EC private key without curve parameters")
+    d = der[c[1][2]:c[1][3]]
+    if len(d) > 32:
+        raise ValueError("EC private key is not a P-256 key")
+    d = bytes(32 - len(d)) + d
     p256.scalar(d)  # range check
     if q is None:
         q = p256.public(d)
