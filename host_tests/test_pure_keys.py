@@ -3,6 +3,7 @@ certificates made by openssl, compared with what the host `cryptography` package
 
 from __future__ import annotations
 
+import datetime
 import json
 import subprocess
 import textwrap
@@ -10,8 +11,9 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
 
 PRE = """\
 import json
@@ -224,6 +226,23 @@ def test_certificates_from_openssl(unix_fw, keydir):
     assert res[3]["not_after"][:2] == "21"
     assert res[5]["issuer"] == res[0]["subject"] != res[5]["subject"]
     assert res[1] == res[0]
+
+
+def test_certificate_utctime_centuries(unix_fw):
+    # UTCTime years 50..99 are 19xx and 00..49 are 20xx (RFC 5280)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "old")])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(7)
+            .not_valid_before(datetime.datetime(1999, 12, 31, 23, 59, 58))
+            .not_valid_after(datetime.datetime(2049, 12, 31, 23, 59, 59))
+            .sign(key, hashes.SHA256()))
+    der = cert.public_bytes(serialization.Encoding.DER)
+    assert b"\x17\x0d991231235958Z" in der and b"\x17\x0d491231235959Z" in der
+    (unix_fw.work_dir / "old.der").write_bytes(der)
+    res = parse_on_fw(unix_fw, [("cert", "old.der")])[0]
+    assert (res["not_before"], res["not_after"]) == ("19991231235958Z", "20491231235959Z")
+    assert res["serial"] == "020107"
 
 
 def test_certificate_errors(unix_fw, keydir):
