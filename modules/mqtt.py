@@ -591,12 +591,13 @@ class MQTTClient:
             d = iv - time.ticks_diff(time.ticks_ms(), self._last_connect)
             if d > 0:
                 time.sleep_ms(d)
-        self._last_connect = time.ticks_ms()
         try:
             self._open()
         except OSError as e:
             self.close()
             raise MQTTConnectionError("cannot open transport: %r" % (e,))
+        # Only a CONNECT that reaches the broker counts towards AWS's rate.
+        self._last_connect = time.ticks_ms()
         self._ka_ms = self.keepalive * 750
         self._tx = self._rx = time.ticks_ms()
         w = self._will

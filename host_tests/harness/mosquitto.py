@@ -387,6 +387,19 @@ class FakeBroker:
             th.join(timeout=2)
 
 
+def mp_prelude(port: int) -> str:
+    """MicroPython lines that import mqtt and define tcp(): a connect callable
+    opening a plain TCP socket to 127.0.0.1:port."""
+    return (
+        "import socket, time, mqtt\n"
+        f"PORT = {port}\n"
+        "def tcp():\n"
+        "    s = socket.socket()\n"
+        "    s.connect(socket.getaddrinfo('127.0.0.1', PORT)[0][-1])\n"
+        "    return s\n"
+    )
+
+
 @pytest.fixture
 def fake_broker() -> Iterator[FakeBroker]:
     broker = FakeBroker()
