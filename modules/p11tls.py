@@ -1,0 +1,296 @@
+# p11tls: TLS client connections whose private key never leaves the pkcs11 token.
+#
+#   import p11tls
+#   s = p11tls.connect("broker.example", 8883)   # key, certificate, root CA from the token
+#   s.write(b"..."); s.readinto(buf); s.close()
+#
+# The counterpart of the FreeRTOS TLS helper. It reads the token with the
+# seed's calls (C_FindObjectsInit/C_FindObjects/C_FindObjectsFinal, then
+# C_GetAttributeValue for the key and for the certificate), verifies the
+# server (CERT_REQUIRED, host name checked, SNI sent) and signs the handshake
+# with C_SignInit/C_Sign (CKM_ECDSA for EC P-256, CKM_RSA_PKCS for RSA).
+#
+# How the signature reaches the token: the SSLContext is given a *reference
+# key* that names a signer registered with the C hook (_p11tls, see
+# firmware/cmodule/pkcs11/tls_sign_hook.c); mbedTLS's CertificateVerify
+# signature is routed to that signer. Renegotiation is off in this firmware,
+# so the signer is only needed during the handshake and is unregistered as
+# soon as it ends: the socket returned is MicroPython's own TLS socket.
+#
+# Errors: a TLS failure raises TLSError (an OSError) whose message starts with
+# the mbedTLS error name and gives a hint; .code is the mbedTLS code. A failed
+# signature inside the token re-raises the token's PKCS11Error.
+
+from micropython import const
+import socket
+import tls
+import _p11tls
+import pkcs11
+from pkcs11.pure import asn1
+
+KEY_LABEL = "Device Priv TLS Key"
+CERT_LABEL = "Device Cert"
+CA_LABEL = "Root Cert"
+
+_CKA_CLASS = const(0x0)
+_CKA_LABEL = const(0x3)
+_CKA_VALUE = const(0x11)
+_CKA_KEY_TYPE = const(0x100)
+_CKA_MODULUS = const(0x120)
+_CKA_PUBLIC_EXPONENT = const(0x122)
+_CKO_CERTIFICATE = const(1)
+_CKO_PRIVATE_KEY = const(3)
+_CKK_RSA = const(0)
+_CKK_EC = const(3)
+_CKM_RSA_PKCS = const(0x1)
+_CKM_ECDSA = const(0x1041)
+_CKF_SERIAL_SESSION = const(0x4)
+_CKU_USER = const(1)
+_CKR_CRYPTOKI_ALREADY_INITIALIZED = const(0x191)
+
+_P256_OID = b"\x06\x08\x2a\x86\x48\xce\x3d\x03\x01\x07"
+
+_X509_VERIFY = const(-0x2700)
+# (code, name, hint); a tuple of constants stays in the firmware image.
+_ERRORS = (
+    (-0x2700, "MBEDTLS_ERR_X509_CERT_VERIFY_FAILED", None),
+    (-0x7780, "MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE",
+     "the server refused the handshake: does the token key match the certificate, and does the server trust its issuer?"),
+    (-0x7280, "MBEDTLS_ERR_SSL_CONN_EOF",
+     "the server closed the connection during the handshake (client certificate refused?)"),
+    (-0x7880, "MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY", "the server closed the connection"),
+    (-0x6E00, "MBEDTLS_ERR_SSL_HANDSHAKE_FAILURE",
+     "no common cipher suite or signature algorithm with the server"),
+    (-0x6E80, "MBEDTLS_ERR_SSL_BAD_PROTOCOL_VERSION", "the server does not speak TLS 1.2"),
+    (-0x7A00, "MBEDTLS_ERR_SSL_BAD_CERTIFICATE", "the server's certificate could not be parsed"),
+    (-0x7700, "MBEDTLS_ERR_SSL_UNEXPECTED_MESSAGE", "is this a TLS port?"),
+    (-0x7200, "MBEDTLS_ERR_SSL_INVALID_RECORD", "is this a TLS port?"),
+    (-0x6800, "MBEDTLS_ERR_SSL_TIMEOUT", "the server did not answer in time"),
+    (-0x5E80, "MBEDTLS_ERR_SSL_BAD_CONFIG", "invalid TLS settings"),
+    (-0x7F00, "MBEDTLS_ERR_SSL_ALLOC_FAILED", "out of memory for TLS buffers"),
+    (-0x3D00, "MBEDTLS_ERR_PK_KEY_INVALID_FORMAT",
+     "the token key reference is no longer registered (connection closed?)"),
+    (-0x4C80, "MBEDTLS_ERR_ECP_INVALID_KEY", "the token could not sign the handshake"),
+    (-0x4300, "MBEDTLS_ERR_RSA_PRIVATE_FAILED", "the token could not sign the handshake"),
+)
+
+
+class TLSError(OSError):
+    """A TLS failure: str() is 'MBEDTLS_ERR_NAME: hint [mbedTLS text]'."""
+
+    def __init__(self, code, name, hint, detail=None):
+        msg = name + ": " + (hint or "TLS failure")
+        if detail:
+            msg += " [" + detail + "]"
+        super().__init__(msg)
+        self.code = code
+        self.name = name
+
+
+def error_name(code):
+    """The MBEDTLS_ERR_* name of an mbedTLS error code (or its hex value)."""
+    for c, name, _ in _ERRORS:
+        if c == code:
+            return name
+    return "MBEDTLS_ERR_%s0x%04X" % ("-" if code < 0 else "", abs(code))
+
+
+class TokenError(ValueError):
+    """The token does not hold what the connection needs (key, certificate, CA)."""
+
+
+def _label(v):
+    return v.encode() if isinstance(v, str) else v
+
+
+def _find(p11, h, cls, label, what):
+    # The seed's search: one object of a class with a label.
+    p11.C_FindObjectsInit(h, [(_CKA_CLASS, cls), (_CKA_LABEL, _label(label))])
+    try:
+        found = p11.C_FindObjects(h, 2)
+    finally:
+        p11.C_FindObjectsFinal(h)
+    if not found:
+        raise TokenError("no %s labelled %r in the token" % (what, label))
+    if len(found) > 1:
+        raise TokenError("several objects labelled %r in the token" % (label,))
+    return found[0]
+
+
+def _open_session(pin):
+    p11 = pkcs11.C_GetFunctionList()
+    owns_init = True
+    try:
+        p11.C_Initialize()
+    except pkcs11.PKCS11Error as e:
+        if e.rv != _CKR_CRYPTOKI_ALREADY_INITIALIZED:
+            raise
+        owns_init = False
+    h = p11.C_OpenSession(p11.C_GetSlotList(True)[0], _CKF_SERIAL_SESSION)
+    if pin is not None:
+        p11.C_Login(h, _CKU_USER, pin)
+    return p11, h, owns_init
+
+
+def _session_handle(session):
+    return session if isinstance(session, int) else session.handle
+
+
+def reference_key(ticket, n=None, e=None):
+    """DER of the key that stands for the token key in an SSLContext:
+    EC P-256 (SEC1) when n is None, else RSA (PKCS#1) with modulus n and
+    exponent e. It holds no secret: its private value is MAGIC || ticket."""
+    d = _p11tls.MAGIC + ticket
+    if n is None:
+        return asn1.seq(asn1.integer(1), asn1.octet_string(d + bytes(32 - len(d))),
+                        asn1.explicit(0, _P256_OID))
+    one = asn1.integer(1)
+    three = asn1.integer(3)
+    return asn1.seq(asn1.integer(0), asn1.integer(n), asn1.integer(e), asn1.integer(d),
+                    three, three, one, one, one)
+
+
+def _ciphers(ctx, ciphers):
+    if isinstance(ciphers, str):
+        ciphers = ciphers.replace(",", ":").split(":")
+    try:
+        ctx.set_ciphers(ciphers)
+    except OSError:
+        known = ctx.get_ciphers()
+        for c in ciphers:
+            if c not in known:
+                raise TLSError(-0x5E80, "MBEDTLS_ERR_SSL_BAD_CONFIG",
+                               "unknown cipher suite %r: use mbedTLS names such as "
+                               "TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256" % (c,))
+        raise
+
+
+def _verify_hint(detail, hostname, ca_from):
+    if "CN" in detail or "name" in detail:
+        return "the server certificate is not issued for %r" % (hostname,)
+    if "expired" in detail or "future" in detail:
+        return "the server certificate is outside its validity period (is the clock set?)"
+    return "the server certificate is not signed by the root CA %s" % (ca_from,)
+
+
+def wrap_socket(sock, server_hostname, session=None, key_label=KEY_LABEL,
+                cert_label=CERT_LABEL, ca=None, ca_label=CA_LABEL, ciphers=None,
+                alpn=None, pin=None):
+    """TLS over a connected socket, authenticated by the token's key and certificate.
+
+    session: a pkcs11 session handle (or an object with .handle); None opens
+    (and afterwards closes) one on the first slot, logging in with pin if given.
+    ca: the server's root CA (PEM or DER); None reads the certificate labelled
+    ca_label from the token. ciphers: mbedTLS suite names (list, or a string
+    separated by ':' or ','). alpn: protocol names (e.g. ["x-amzn-mqtt-ca"]).
+    Returns the TLS socket with the handshake done. The socket is closed if
+    the handshake fails."""
+    own = None
+    ticket = None
+    try:
+        if session is None:
+            own = _open_session(pin)
+            p11, h = own[0], own[1]
+        else:
+            p11, h = pkcs11.C_GetFunctionList(), _session_handle(session)
+        key = _find(p11, h, _CKO_PRIVATE_KEY, key_label, "private key")
+        cert_obj = _find(p11, h, _CKO_CERTIFICATE, cert_label, "certificate")
+        # The seed's two C_GetAttributeValue calls: the key, then the certificate.
+        ktype = p11.C_GetAttributeValue(h, key, [_CKA_KEY_TYPE])[0]
+        cert = p11.C_GetAttributeValue(h, cert_obj, [_CKA_VALUE])[0]
+        if ca is None:
+            ca_obj = _find(p11, h, _CKO_CERTIFICATE, ca_label, "root CA certificate")
+            ca = p11.C_GetAttributeValue(h, ca_obj, [_CKA_VALUE])[0]
+            ca_from = "in the token (%r)" % (ca_label,)
+        else:
+            ca_from = "given to p11tls"
+        if ktype == _CKK_EC:
+            mech = _CKM_ECDSA
+            n = e = None
+        elif ktype == _CKK_RSA:
+            mech = _CKM_RSA_PKCS
+            n, e = p11.C_GetAttributeValue(h, key, [_CKA_MODULUS, _CKA_PUBLIC_EXPONENT])
+        else:
+            raise TokenError("key %r is neither EC nor RSA" % (key_label,))
+
+        def sign(data):
+            p11.C_SignInit(h, mech, key)
+            return p11.C_Sign(h, data)
+
+        ticket = _p11tls.register(sign)
+        ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+        ctx.verify_mode = tls.CERT_REQUIRED
+        try:
+            ctx.load_verify_locations(ca)
+        except ValueError:
+            raise TokenError("the root CA %s is not a valid X.509 certificate" % (ca_from,))
+        try:
+            ctx.load_cert_chain(cert, reference_key(ticket, n, e))
+        except ValueError:
+            raise TokenError("the certificate %r in the token is not a valid X.509 certificate"
+                             % (cert_label,))
+        if ciphers:
+            _ciphers(ctx, ciphers)
+        if alpn:
+            if not hasattr(ctx, "set_alpn_protocols"):
+                raise NotImplementedError("ALPN is not available in this firmware's tls module "
+                                          "(for AWS IoT use port 8883, which needs no ALPN)")
+            ctx.set_alpn_protocols(alpn)
+        try:
+            return ctx.wrap_socket(sock, server_hostname=server_hostname)
+        except Exception as exc:
+            err = _p11tls.last_error(ticket)
+            if err is not None:
+                raise err
+            if isinstance(exc, ValueError):
+                # modtls reports a failed server verification as a ValueError
+                # carrying mbedTLS's verification report.
+                detail = str(exc).strip().replace("\n", "; ")
+                raise TLSError(_X509_VERIFY, "MBEDTLS_ERR_X509_CERT_VERIFY_FAILED",
+                               _verify_hint(detail, server_hostname, ca_from), detail)
+            a = exc.args
+            if isinstance(exc, OSError) and a and isinstance(a[0], int) and a[0] < -255:
+                code = a[0]
+                hint = None
+                for c, _, hi in _ERRORS:
+                    if c == code:
+                        hint = hi
+                raise TLSError(code, error_name(code), hint, a[1] if len(a) > 1 else None)
+            raise
+    except BaseException:
+        try:
+            sock.close()
+        except OSError:
+            pass
+        raise
+    finally:
+        if ticket is not None:
+            _p11tls.unregister(ticket)
+        if own is not None:
+            p11, h, owns_init = own
+            try:
+                p11.C_CloseSession(h)
+                if owns_init:
+                    p11.C_Finalize()
+            except pkcs11.PKCS11Error:
+                pass
+
+
+def connect(host, port=8883, server_hostname=None, timeout=10, **kw):
+    """A TCP connection to host:port, then wrap_socket() (same keywords).
+    The server certificate is checked against server_hostname (default: host)."""
+    ai = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
+    s = socket.socket(ai[0], socket.SOCK_STREAM)
+    try:
+        if timeout is not None:
+            s.settimeout(timeout)
+        s.connect(ai[-1])
+    except BaseException:
+        s.close()
+        raise
+    return wrap_socket(s, server_hostname or host, **kw)
+
+
+def opener(host, port=8883, **kw):
+    """A callable that opens a new connection each time (for MQTTClient's reconnect)."""
+    return lambda: connect(host, port, **kw)
