@@ -374,6 +374,13 @@ class FakeBroker:
             except OSError:
                 pass
 
+    def wait_idle(self, timeout: float = 10) -> None:
+        """Wait until every connection's reader has finished (the client
+        closed it, e.g. because the firmware process ended)."""
+        deadline = time.monotonic() + timeout
+        for th in list(self._threads):
+            th.join(timeout=max(0.0, deadline - time.monotonic()))
+
     def packets(self) -> list[Packet]:
         return [p for c in self.connections for p in c.packets]
 
