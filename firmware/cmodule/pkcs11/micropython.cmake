@@ -1,23 +1,51 @@
-# _pkcs11: the token's crypto core (CMake-based ports: esp32).
+# _pkcs11: the token's crypto core (CMake-based ports: esp32, on ESP-IDF's mbedTLS).
+# Each C file has one job (see modpkcs11.h); add one line per file.
 add_library(usermod_pkcs11 INTERFACE)
 
 target_sources(usermod_pkcs11 INTERFACE
     ${CMAKE_CURRENT_LIST_DIR}/modpkcs11.c
+    ${CMAKE_CURRENT_LIST_DIR}/util.c
+    ${CMAKE_CURRENT_LIST_DIR}/drbg.c
+    ${CMAKE_CURRENT_LIST_DIR}/p256.c
+    ${CMAKE_CURRENT_LIST_DIR}/rsa.c
+    ${CMAKE_CURRENT_LIST_DIR}/pss.c
+    ${CMAKE_CURRENT_LIST_DIR}/hash.c
+    ${CMAKE_CURRENT_LIST_DIR}/pem.c
+    ${CMAKE_CURRENT_LIST_DIR}/parse.c
+    ${CMAKE_CURRENT_LIST_DIR}/p256m.c
 )
+
+# p256m.c #includes p256-m.c from an mbedTLS tree (mbedTLS >= 3.6 ships it in
+# 3rdparty/p256-m); nothing is copied into this repository. Prefer the copy
+# inside ESP-IDF's own mbedTLS, which matches the headers this port compiles
+# against; fall back to MicroPython's lib/mbedtls.
+# Duplicate symbols cannot happen even when IDF links its own p256-m (its
+# PSA driver, MBEDTLS_PSA_P256M_DRIVER_ENABLED): p256m_names.h gives our
+# copy's public functions _pkcs11 names, and p256m.c supplies its random
+# source under a _pkcs11 name too.
+if(DEFINED IDF_PATH)
+    set(PKCS11_IDF_PATH ${IDF_PATH})
+else()
+    set(PKCS11_IDF_PATH $ENV{IDF_PATH})
+endif()
+set(PKCS11_P256M_CANDIDATES
+    ${PKCS11_IDF_PATH}/components/mbedtls/mbedtls/3rdparty/p256-m/p256-m
+    ${MICROPY_DIR}/lib/mbedtls/3rdparty/p256-m/p256-m
+)
+unset(PKCS11_P256M_DIR)
+foreach(dir ${PKCS11_P256M_CANDIDATES})
+    if(NOT PKCS11_P256M_DIR AND EXISTS ${dir}/p256-m.c)
+        set(PKCS11_P256M_DIR ${dir})
+    endif()
+endforeach()
+if(NOT PKCS11_P256M_DIR)
+    message(FATAL_ERROR "_pkcs11: p256-m.c not found in: ${PKCS11_P256M_CANDIDATES} (it ships with mbedTLS 3.6)")
+endif()
+message(STATUS "_pkcs11: p256-m from ${PKCS11_P256M_DIR}")
 
 target_include_directories(usermod_pkcs11 INTERFACE
     ${CMAKE_CURRENT_LIST_DIR}
+    ${PKCS11_P256M_DIR}
 )
 
 target_link_libraries(usermod INTERFACE usermod_pkcs11)
-
-# TLS client authentication through the token (tls_sign_hook.c, module _p11tls).
-# --undefined keeps the linker from skipping the file that holds the __wrap_
-# function (see ports/esp32/esp32_common.cmake for the same pattern).
-target_sources(usermod_pkcs11 INTERFACE
-    ${CMAKE_CURRENT_LIST_DIR}/tls_sign_hook.c
-)
-target_link_options(usermod_pkcs11 INTERFACE
-    -Wl,--undefined=__wrap_mbedtls_pk_sign_restartable
-    -Wl,--wrap=mbedtls_pk_sign_restartable
-)

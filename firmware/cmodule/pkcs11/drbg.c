@@ -1,0 +1,92 @@
+// _pkcs11 random numbers: random_bytes and the module's CTR_DRBG.
+//
+// One mbedTLS CTR_DRBG (AES-256), seeded on first use through
+// mbedtls_entropy_func, the same way extmod/modtls_mbedtls.c seeds its own:
+// the sources are whatever the port's mbedTLS configuration registers, i.e.
+// the OS (getrandom / /dev/urandom) on unix and the port's
+// mbedtls_hardware_poll on bare-metal ports (qemu: host entropy through
+// semihosting; esp32: the hardware RNG). With no strong source the seed
+// fails and every caller raises OSError: there is no weak fallback.
+// mbedTLS reseeds the DRBG from the same sources every 10000 requests.
+#include "py/runtime.h"
+#include "py/mpthread.h"
+#include "mbedtls/ctr_drbg.h"
+#include "mbedtls/entropy.h"
+#include "mbedtls/platform_util.h"
+#include "modpkcs11.h"
+
+static mbedtls_entropy_context pkcs11_entropy;
+static mbedtls_ctr_drbg_context pkcs11_drbg;
+static bool pkcs11_drbg_seeded;
+
+#if MICROPY_PY_THREAD && !MICROPY_PY_THREAD_GIL
+// Without a GIL (the unix port) threads may call in concurrently.
+#if !MICROPY_MODULE_BUILTIN_INIT
+#error "_pkcs11 needs MICROPY_MODULE_BUILTIN_INIT to set up its DRBG lock"
+#endif
+static mp_thread_mutex_t pkcs11_drbg_mutex;
+static bool pkcs11_drbg_mutex_ready;
+
+void pkcs11_drbg_init(void) {
+    if (!pkcs11_drbg_mutex_ready) {
+        mp_thread_mutex_init(&pkcs11_drbg_mutex);
+        pkcs11_drbg_mutex_ready = true;
+    }
+}
+#define DRBG_LOCK() mp_thread_mutex_lock(&pkcs11_drbg_mutex, 1)
+#define DRBG_UNLOCK() mp_thread_mutex_unlock(&pkcs11_drbg_mutex)
+#else
+void pkcs11_drbg_init(void) {
+}
+#define DRBG_LOCK()
+#define DRBG_UNLOCK()
+#endif
+
+static int pkcs11_drbg_seed(void) {
+    static const unsigned char personalisation[] = "MicroPython _pkcs11 token DRBG";
+    mbedtls_entropy_init(&pkcs11_entropy);
+    mbedtls_ctr_drbg_init(&pkcs11_drbg);
+    int ret = mbedtls_ctr_drbg_seed(&pkcs11_drbg, mbedtls_entropy_func, &pkcs11_entropy,
+        personalisation, sizeof(personalisation) - 1);
+    if (ret != 0) {
+        mbedtls_ctr_drbg_free(&pkcs11_drbg);
+        mbedtls_entropy_free(&pkcs11_entropy);
+        return ret;
+    }
+    pkcs11_drbg_seeded = true;
+    return 0;
+}
+
+int pkcs11_rng(void *unused, unsigned char *out, size_t len) {
+    (void)unused;
+    int ret = 0;
+    DRBG_LOCK();
+    if (!pkcs11_drbg_seeded) {
+        ret = pkcs11_drbg_seed();
+    }
+    while (ret == 0 && len > 0) {
+        size_t chunk = len < MBEDTLS_CTR_DRBG_MAX_REQUEST ? len : MBEDTLS_CTR_DRBG_MAX_REQUEST;
+        ret = mbedtls_ctr_drbg_random(&pkcs11_drbg, out, chunk);
+        out += chunk;
+        len -= chunk;
+    }
+    DRBG_UNLOCK();
+    return ret;
+}
+
+// random_bytes(n) -> bytes of length n from the DRBG.
+static mp_obj_t pkcs11_random_bytes(mp_obj_t n_in) {
+    mp_int_t n = mp_obj_get_int(n_in);
+    if (n < 0) {
+        mp_raise_ValueError(MP_ERROR_TEXT("random_bytes: n must not be negative"));
+    }
+    vstr_t out;
+    vstr_init_len(&out, n);
+    if (pkcs11_rng(NULL, (unsigned char *)out.buf, n) != 0) {
+        mbedtls_platform_zeroize(out.buf, n);
+        vstr_clear(&out);
+        pkcs11_raise_rng();
+    }
+    return mp_obj_new_bytes_from_vstr(&out);
+}
+MP_DEFINE_CONST_FUN_OBJ_1(pkcs11_random_bytes_obj, pkcs11_random_bytes);
