@@ -50,7 +50,7 @@ $(VENV)/.installed: pyproject.toml firmware/requirements-host.txt | $(BUILD)/.de
 	@touch $@
 
 sources: $(BUILD)/.deps-apt
-	@bash firmware/fetch-sources.sh
+	@BUILD=$(BUILD) bash firmware/fetch-sources.sh
 	@mkdir -p $(MPY_LIB_STUB)
 	@test -f $(MPY_LIB_STUB)/README.md || echo "Stand-in for micropython-lib (not used)." > $(MPY_LIB_STUB)/README.md
 
@@ -68,7 +68,8 @@ unix: sources $(MPY_DIR)/mpy-cross/build/mpy-cross
 qemu: sources $(MPY_DIR)/mpy-cross/build/mpy-cross
 	@echo "[build] qemu MPS2-AN385 firmware -> $(QEMU_ELF)"
 	@$(MAKE) -s -C $(MPY_DIR)/ports/qemu -j$(JOBS) $(COMMON_MAKE_ARGS) \
-		BOARD=MPS2_AN385 BUILD=$(BUILD)/qemu FROZEN_MANIFEST=$(CURDIR)/boards/qemu/manifest.py \
+		BOARD=MPS2_AN385 BOARD_DIR=$(CURDIR)/boards/qemu BUILD=$(BUILD)/qemu \
+		FROZEN_MANIFEST=$(CURDIR)/boards/qemu/manifest.py \
 		> $(BUILD)/qemu-build.log 2>&1 \
 		|| { tail -n 30 $(BUILD)/qemu-build.log; echo "[build] qemu firmware failed; full log: $(BUILD)/qemu-build.log"; exit 1; }
 	@arm-none-eabi-size $(QEMU_ELF)
