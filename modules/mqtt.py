@@ -238,7 +238,7 @@ class MQTTClient:
             raise MQTTLimitError("empty topic")
         lim = self._lim
         body = b
-        if b[:11].lower() == b"$aws/rules/":
+        if b[0] == 0x24 and b[:11].lower() == b"$aws/rules/":
             # Basic Ingest: "$aws/rules/<rule>/" is not counted by AWS.
             k = b.find(b"/", 11)
             body = b"" if k < 0 else b[k + 1:]
@@ -281,24 +281,31 @@ class MQTTClient:
     # ---- output ----
 
     def _write(self, data):
+        # Every byte leaves through here: an OSError or a stalled write means
+        # the link is unusable, so it is closed and reported one way.
         sock = self._sock
+        if sock is None:
+            raise MQTTConnectionError("not connected")
         n = len(data)
-        w = sock.write(data)
-        self._tx = time.ticks_ms()
-        if w == n:
-            return
-        mv = memoryview(data)
-        off = w or 0
-        end = time.ticks_add(time.ticks_ms(), self._tmo)
-        while off < n:
-            if w is None or w == 0:
-                if time.ticks_diff(end, time.ticks_ms()) <= 0:
-                    raise MQTTConnectionError("write timed out: the broker is not reading")
-                self._wait(_POLLOUT, 50)
-            w = sock.write(mv[off:])
-            if w:
-                off += w
-                self._tx = time.ticks_ms()
+        try:
+            w = sock.write(data)
+            self._tx = time.ticks_ms()
+            if w == n:
+                return
+            mv = memoryview(data)
+            off = w or 0
+            end = time.ticks_add(time.ticks_ms(), self._tmo)
+            while off < n:
+                if w is None or w == 0:
+                    if time.ticks_diff(end, time.ticks_ms()) <= 0:
+                        self._fail(MQTTConnectionError("write timed out: the broker is not reading"))
+                    self._wait(_POLLOUT, 50)
+                w = sock.write(mv[off:])
+                if w:
+                    off += w
+                    self._tx = time.ticks_ms()
+        except OSError as e:
+            self._fail(MQTTConnectionError("connection lost: %r" % (e,)))
 
     def _put(self, data):
         n = len(data)
@@ -345,18 +352,7 @@ class MQTTClient:
     def _send2(self, b0, pid):
         self._start(b0, 2)
         self._put16(pid)
-        self._guarded(self._flush)
-
-    def _guarded(self, fn, *args):
-        # Every socket operation goes through here: an OSError means the link
-        # is unusable, so close it and report one kind of error.
-        try:
-            return fn(*args)
-        except OSError as e:
-            exc = MQTTConnectionError("connection lost: %r" % (e,))
-        except MQTTConnectionError as e:
-            exc = e
-        self._fail(exc)
+        self._flush()
 
     def _fail(self, exc):
         self.close()
@@ -369,10 +365,10 @@ class MQTTClient:
             time.sleep_ms(min(ms, 10))
             return
         if ev == _POLLIN:
-            self._poll.poll(ms)
+            self._poll.ipoll(ms)
         else:
             self._poll.modify(self._sock, ev)
-            self._poll.poll(ms)
+            self._poll.ipoll(ms)
             self._poll.modify(self._sock, _POLLIN)
 
     def _read(self, mv, end):
@@ -623,7 +619,7 @@ class MQTTClient:
         for f in ((cid, w[0], w[1]) if w else (cid,)) + ((u,) if u is not None else ()) + ((pw,) if pw is not None else ()):
             self._put16(len(f))
             self._put(f)
-        self._guarded(self._flush)
+        self._flush()
         if not self._await(-1):
             self._fail(MQTTConnectionError("no CONNACK within %d ms" % self._tmo))
         rc = self._codes[1]
@@ -688,7 +684,7 @@ class MQTTClient:
             try:
                 self._start(_DISCONNECT, 0)
                 self._flush()
-            except OSError:
+            except MQTTConnectionError:
                 pass
         self.close()
 
@@ -696,7 +692,7 @@ class MQTTClient:
         if self._sock is None:
             raise MQTTConnectionError("not connected")
         self._start(_PINGREQ, 0)
-        self._guarded(self._flush)
+        self._flush()
         self._ping_at = time.ticks_ms()
         self._log and self._log("PINGREQ")
 
@@ -723,7 +719,7 @@ class MQTTClient:
 
     def _send_slot(self, s, dup):
         s[4] = time.ticks_ms()
-        self._guarded(self._send_publish, s[1], s[2], s[3], 1, s[0], dup)
+        self._send_publish(s[1], s[2], s[3], 1, s[0], dup)
 
     def publish(self, topic, msg, retain=False, qos=0, wait=True):
         # QoS 1 with wait=True returns once PUBACK arrives, retransmitting
@@ -737,7 +733,7 @@ class MQTTClient:
         if self._sock is None:
             raise MQTTConnectionError("not connected")
         if not qos:
-            self._guarded(self._send_publish, t, msg, retain, 0, 0, False)
+            self._send_publish(t, msg, retain, 0, 0, False)
             return None
         s = self._free_slot()
         pid = self._new_pid()
@@ -798,7 +794,7 @@ class MQTTClient:
             self._put16(len(t))
             self._put(t)
             self._put(b"\x01" if q else b"\x00")
-        self._guarded(self._flush)
+        self._flush()
         if not self._await(pid):
             raise MQTTTimeoutError("no SUBACK within %d ms" % self._tmo)
         codes = self._codes
@@ -851,7 +847,7 @@ class MQTTClient:
         for t in enc:
             self._put16(len(t))
             self._put(t)
-        self._guarded(self._flush)
+        self._flush()
         self._subs = [e for e in self._subs if e[0] not in enc]
         if not self._await(pid):
             raise MQTTTimeoutError("no UNSUBACK within %d ms" % self._tmo)
