@@ -56,6 +56,21 @@ def test_exception_is_reported(qemu_board: QemuBoard) -> None:
     assert "ValueError: boom" in proc.stdout + proc.stderr
 
 
+def test_mpremote_mount(qemu_board: QemuBoard, tmp_path: Path) -> None:
+    # `mpremote mount` needs select.poll and sys.stdin.buffer on the board.
+    share = tmp_path / "share"
+    share.mkdir()
+    (share / "hostmod.py").write_text("VALUE = 'from the host folder'\n")
+    out = qemu_board.mpremote("mount", str(share), "exec",
+                              "import hostmod, os\nprint(hostmod.VALUE, os.getcwd())").stdout
+    assert "from the host folder /remote" in out, out
+
+
+def test_exec_resume_keeps_state(qemu_board: QemuBoard) -> None:
+    qemu_board.exec("x = 41")
+    assert qemu_board.exec("print(x + 1)", resume=True).strip() == "42"
+
+
 @pytest.mark.slow
 def test_fs_cp_round_trip_100k(qemu_board: QemuBoard, tmp_path: Path) -> None:
     data = os.urandom(100 * 1024)
@@ -135,6 +150,21 @@ def test_ctrl_c_interrupts_running_code(qemu_board: QemuBoard) -> None:
         # The loop really ran, and the REPL works after the interrupt.
         ser.write(b"print('B' + '2', n > 1000)\r")
         ser.read_until(b"B2 True\r\n>>> ", timeout=10)
+
+
+def test_ctrl_c_interrupts_sleep(qemu_board: QemuBoard) -> None:
+    # time.sleep sleeps in WFI; the UART interrupt still gets Ctrl-C through.
+    with qemu_board.open_serial() as ser:
+        ser.write(b"\x03\x02")
+        ser.write(b"import time; print('C' + '3')\r")
+        ser.read_until(b"C3\r\n>>> ")
+        ser.write(b"t0 = time.ticks_ms(); time.sleep(60)\r")
+        time.sleep(1.0)
+        ser.write(b"\x03")
+        out = ser.read_until(b">>> ", timeout=10)
+        assert b"KeyboardInterrupt" in out, out
+        ser.write(b"print('D' + '4', time.ticks_diff(time.ticks_ms(), t0) < 30000)\r")
+        ser.read_until(b"D4 True\r\n>>> ", timeout=10)
 
 
 def test_boot_and_main_run_at_boot(qemu_board: QemuBoard, tmp_path: Path) -> None:

@@ -55,6 +55,17 @@ def _mpremote_cmd() -> list[str]:
     return [sys.executable, "-m", "mpremote"]
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the launcher dies, so no qemu outlives a killed test run."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
 def _stop_pid(proc: subprocess.Popen | None, timeout: float = 5) -> None:
     if proc is None or proc.poll() is not None:
         return
@@ -107,7 +118,8 @@ class QemuBoard:
         ]
         with open(self.work_dir / "qemu.out", "ab") as out:
             self.qemu = subprocess.Popen(cmd, cwd=self.work_dir, stdin=subprocess.DEVNULL,
-                                         stdout=out, stderr=subprocess.STDOUT)
+                                         stdout=out, stderr=subprocess.STDOUT,
+                                         preexec_fn=_die_with_parent)
         try:
             self._wait(lambda: sock.exists(), timeout, "qemu's UART socket")
             if self.pty.is_symlink():
@@ -115,7 +127,8 @@ class QemuBoard:
             with open(self.work_dir / "socat.out", "ab") as out:
                 self.socat = subprocess.Popen(
                     ["socat", f"PTY,link={self.pty},raw,echo=0", f"UNIX-CONNECT:{sock}"],
-                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                    preexec_fn=_die_with_parent)
             self._wait(lambda: self.pty.exists(), timeout, "socat's pty")
         except BaseException:
             self.stop()
@@ -205,9 +218,11 @@ class QemuBoard:
                             f"--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}")
         return proc
 
-    def exec(self, code: str, timeout: float = 120) -> str:
-        """Run code on the board (after a soft reset); returns what it printed."""
-        return self.mpremote("exec", code, timeout=timeout).stdout
+    def exec(self, code: str, timeout: float = 120, resume: bool = False) -> str:
+        """Run code on the board; returns what it printed. mpremote soft-resets the
+        board first (fresh interpreter, filesystem remounted) unless resume=True."""
+        args = ("resume", "exec", code) if resume else ("exec", code)
+        return self.mpremote(*args, timeout=timeout).stdout
 
     def run_file(self, path: Path | str, timeout: float = 120) -> str:
         """Run a local script on the board (`mpremote run`); returns what it printed."""
