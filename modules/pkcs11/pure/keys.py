@@ -66,11 +66,10 @@ def _ec_private(der, s, e, outer_curve):
         raise ValueError("EC private key is not a P-256 key")
     d = bytes(32 - len(d)) + d
     p256.scalar(d)  # range check
-    if q is None:
-        q = p256.public(d)
-    else:
-        q = p256.encode_point(*p256.decode_point(q))
-    return {"type": "ec", "d": d, "q": q}
+    derived = p256.public(d)
+    if q is not None and p256.encode_point(*p256.decode_point(q)) != derived:
+        raise ValueError("EC private key: public point does not match the private scalar")
+    return {"type": "ec", "d": d, "q": derived}
 
 
 _RSA_NAMES = ("n", "e", "d", "p", "q", "dp", "dq", "qinv")
@@ -138,7 +137,7 @@ def parse_private_key(data):
 
 def _spki(der, s, e, strict=True):
     # SubjectPublicKeyInfo value in der[s:e]. Not strict: a key of another
-    # type or curve gives {'type': 'other'} instead of an error.
+    # type or curve gives None instead of an error.
     c = a.children(der, s, e)
     if len(c) != 2 or c[1][0] != a.BIT_STRING:
         raise ValueError("malformed SubjectPublicKeyInfo")
@@ -156,7 +155,7 @@ def _spki(der, s, e, strict=True):
     except ValueError:
         if strict:
             raise
-        return {"type": "other"}
+        return None
     if oid == a.OID_EC_PUBLIC_KEY:
         return {"type": "ec", "q": p256.encode_point(*p256.decode_point(der[bs + 1:be]))}
     return _rsa_public(der, bs + 1, be)
@@ -209,7 +208,7 @@ def parse_certificate(data):
     if len(v) != 2:
         raise ValueError("malformed certificate validity")
     # a certificate with another key type (e.g. a P-384 root CA) is still
-    # parsed; its public_key is {'type': 'other'}
+    # parsed; its public_key is None
     pk = _spki(der, spki[2], spki[3], False)
     return {
         "der": der,

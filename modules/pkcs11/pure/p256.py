@@ -203,6 +203,8 @@ def sign(d, digest):
 def verify(q, digest, sig):
     """True if sig (r||s, 64 bytes) is valid for digest under point q.
     ValueError for a malformed point or digest; False for any bad signature."""
+    if len(q) != 65:
+        raise ValueError("P-256: point must be 65 bytes 0x04||X||Y")
     qx, qy = decode_point(q)
     e = _e(digest)
     if len(sig) != 64:

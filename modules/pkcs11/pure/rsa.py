@@ -12,7 +12,7 @@ def random_bytes(n):
     """n bytes from the port's entropy source (os.urandom)."""
     f = getattr(os, "urandom", None)
     if f is None:
-        raise ValueError("no entropy source: os.urandom is missing on this port")
+        raise OSError("no entropy source: os.urandom is missing on this port")
     if not isinstance(n, int) or n < 0:
         raise ValueError("random_bytes: bad length")
     return f(n) if n else b""
