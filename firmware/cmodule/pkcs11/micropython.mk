@@ -20,6 +20,11 @@ SRC_USERMOD_LIB_C += $(PKCS11_MOD_DIR)/p256m.c
 CFLAGS_USERMOD += -I$(PKCS11_MOD_DIR)
 CFLAGS_USERMOD += -I$(TOP)/lib/mbedtls/3rdparty/p256-m/p256-m
 
+# TLS client authentication through the token (tls_sign_hook.c, module _p11tls):
+# mbedTLS's CertificateVerify signature is routed to the token.
+SRC_USERMOD_C += $(PKCS11_MOD_DIR)/tls_sign_hook.c
+LDFLAGS_USERMOD += -Wl,--wrap=mbedtls_pk_sign_restartable
+
 else
 $(warning _pkcs11 left out: it needs MICROPY_SSL_MBEDTLS=1 (pkcs11 then uses its pure-Python backend))
 endif
