@@ -83,5 +83,15 @@ test-unix: deps unix
 test-qemu: deps qemu
 	@BUILD=$(BUILD) $(PY) -m pytest -q host_tests -m qemu $(PYTEST_ARGS)
 
+# The product's main job (demo/run.py): a local CA and mosquitto stand in for AWS IoT
+# Core, a fresh token gets a key, a CSR and a certificate, and MQTT runs through it.
+# `make demo ENDPOINT=<name>-ats.iot.<region>.amazonaws.com THING=<thing>` talks to AWS
+# IoT Core instead, with an already-provisioned token (TOKEN_DIR=<dir>, default: the
+# firmware's own); see demo/README.md.
+demo: deps unix
+	@$(PY) demo/run.py --firmware $(UNIX_BIN) --workdir $(BUILD)/demo \
+		$(if $(ENDPOINT),--endpoint $(ENDPOINT)) $(if $(THING),--thing $(THING)) \
+		$(if $(TOKEN_DIR),--token-dir $(TOKEN_DIR))
+
 clean:
 	rm -rf $(BUILD)

@@ -7,8 +7,9 @@
 #
 # EC P-256 keys are signed with CKM_ECDSA_SHA256 (ecdsa-with-SHA256), RSA keys
 # with CKM_SHA256_RSA_PKCS (sha256WithRSAEncryption). The public key comes from
-# `pub` if given, else from the private key's CKA_PUBLIC_KEY_INFO, else from
-# the public key object with the same CKA_ID (or labelled "Device Pub TLS Key").
+# `pub` if given, else from the private key (CKA_EC_POINT, which this token
+# adds, or CKA_PUBLIC_KEY_INFO), else from the public key object with the same
+# CKA_ID (or labelled "Device Pub TLS Key").
 
 from micropython import const
 import pkcs11
@@ -60,6 +61,10 @@ def _attr(p11, h, obj, attr):
 
 def _ec_point(p11, h, key, pub):
     if pub is None:
+        # This token also exposes CKA_EC_POINT on EC private keys (an extension).
+        q = _attr(p11, h, key, _CKA_EC_POINT)
+        if q:
+            return _point(q), None
         info = _attr(p11, h, key, _CKA_PUBLIC_KEY_INFO)
         if info:
             return None, info
@@ -74,13 +79,16 @@ def _ec_point(p11, h, key, pub):
         if len(found) != 1:
             raise ValueError("cannot find the key's public half: pass pub=<public key handle>")
         pub = found[0]
-    q = p11.C_GetAttributeValue(h, pub, [_CKA_EC_POINT])[0]
+    return _point(p11.C_GetAttributeValue(h, pub, [_CKA_EC_POINT])[0]), None
+
+
+def _point(q):
     # CKA_EC_POINT is the DER OCTET STRING around the point (04 41 04 X Y).
     if len(q) == 67 and q[0] == 0x04 and q[1] == 65:
         q = q[2:]
     if len(q) != 65 or q[0] != 0x04:
         raise ValueError("not an uncompressed P-256 point")
-    return q, None
+    return q
 
 
 def make_csr(session, key, subject, pub=None):

@@ -51,27 +51,23 @@ _CKR_CRYPTOKI_ALREADY_INITIALIZED = const(0x191)
 _P256_OID = b"\x06\x08\x2a\x86\x48\xce\x3d\x03\x01\x07"
 
 _X509_VERIFY = const(-0x2700)
-# (code, name, hint); a tuple of constants stays in the firmware image.
-_ERRORS = (
-    (-0x2700, "MBEDTLS_ERR_X509_CERT_VERIFY_FAILED", None),
-    (-0x7780, "MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE",
-     "the server refused the handshake: does the token key match the certificate, and does the server trust its issuer?"),
-    (-0x7280, "MBEDTLS_ERR_SSL_CONN_EOF",
-     "the server closed the connection during the handshake (client certificate refused?)"),
-    (-0x7880, "MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY", "the server closed the connection"),
-    (-0x6E00, "MBEDTLS_ERR_SSL_HANDSHAKE_FAILURE",
-     "no common cipher suite or signature algorithm with the server"),
-    (-0x6E80, "MBEDTLS_ERR_SSL_BAD_PROTOCOL_VERSION", "the server does not speak TLS 1.2"),
-    (-0x7A00, "MBEDTLS_ERR_SSL_BAD_CERTIFICATE", "the server's certificate could not be parsed"),
-    (-0x7700, "MBEDTLS_ERR_SSL_UNEXPECTED_MESSAGE", "is this a TLS port?"),
-    (-0x7200, "MBEDTLS_ERR_SSL_INVALID_RECORD", "is this a TLS port?"),
-    (-0x6800, "MBEDTLS_ERR_SSL_TIMEOUT", "the server did not answer in time"),
-    (-0x5E80, "MBEDTLS_ERR_SSL_BAD_CONFIG", "invalid TLS settings"),
-    (-0x7F00, "MBEDTLS_ERR_SSL_ALLOC_FAILED", "out of memory for TLS buffers"),
-    (-0x3D00, "MBEDTLS_ERR_PK_KEY_INVALID_FORMAT",
-     "the token key reference is no longer registered (connection closed?)"),
-    (-0x4C80, "MBEDTLS_ERR_ECP_INVALID_KEY", "the token could not sign the handshake"),
-    (-0x4300, "MBEDTLS_ERR_RSA_PRIVATE_FAILED", "the token could not sign the handshake"),
+# Hints for mbedTLS codes (the names come with MicroPython's OSError).
+# A tuple of constants stays in the firmware image.
+_HINTS = (
+    (-0x7780, "the server refused the handshake: does the token key match the certificate, "
+              "and does the server trust its issuer?"),
+    (-0x7280, "the server closed the connection during the handshake (client certificate refused?)"),
+    (-0x7880, "the server closed the connection"),
+    (-0x6E00, "no common cipher suite or signature algorithm with the server"),
+    (-0x6E80, "the server does not speak TLS 1.2"),
+    (-0x7A00, "the server's certificate could not be parsed"),
+    (-0x7700, "is this a TLS port?"),
+    (-0x7200, "is this a TLS port?"),
+    (-0x6800, "the server did not answer in time"),
+    (-0x7F00, "out of memory for TLS buffers"),
+    (-0x3D00, "the token key reference is no longer registered (connection closed?)"),
+    (-0x4C80, "the token could not sign the handshake"),
+    (-0x4300, "the token could not sign the handshake"),
 )
 
 
@@ -85,14 +81,6 @@ class TLSError(OSError):
         super().__init__(msg)
         self.code = code
         self.name = name
-
-
-def error_name(code):
-    """The MBEDTLS_ERR_* name of an mbedTLS error code (or its hex value)."""
-    for c, name, _ in _ERRORS:
-        if c == code:
-            return name
-    return "MBEDTLS_ERR_%s0x%04X" % ("-" if code < 0 else "", abs(code))
 
 
 class TokenError(ValueError):
@@ -180,7 +168,7 @@ def wrap_socket(sock, server_hostname, session=None, key_label=KEY_LABEL,
 
     session: a pkcs11 session handle (or an object with .handle); None opens
     (and afterwards closes) one on the first slot, logging in with pin if given.
-    ca: the server's root CA (PEM or DER); None reads the certificate labelled
+    ca: the server's root CA(s) (DER, or PEM with one or more certificates); None reads the certificate labelled
     ca_label from the token. ciphers: mbedTLS suite names (list, or a string
     separated by ':' or ','). alpn: protocol names (e.g. ["x-amzn-mqtt-ca"]).
     Returns the TLS socket with the handshake done. The socket is closed if
@@ -221,7 +209,15 @@ def wrap_socket(sock, server_hostname, session=None, key_label=KEY_LABEL,
         ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
         ctx.verify_mode = tls.CERT_REQUIRED
         try:
-            ctx.load_verify_locations(ca)
+            # This firmware's mbedTLS reads DER only; a PEM bundle may hold several CAs.
+            if asn1.is_pem(ca):
+                ders = [der for label, der in asn1.pem_blocks(ca) if label == "CERTIFICATE"]
+                if not ders:
+                    raise ValueError
+                for der in ders:
+                    ctx.load_verify_locations(der)
+            else:
+                ctx.load_verify_locations(ca)
         except ValueError:
             raise TokenError("the root CA %s is not a valid X.509 certificate" % (ca_from,))
         try:
@@ -251,11 +247,13 @@ def wrap_socket(sock, server_hostname, session=None, key_label=KEY_LABEL,
             a = exc.args
             if isinstance(exc, OSError) and a and isinstance(a[0], int) and a[0] < -255:
                 code = a[0]
+                name = a[1] if len(a) > 1 and str(a[1]).startswith("MBEDTLS_ERR_") else None
                 hint = None
-                for c, _, hi in _ERRORS:
+                for c, hi in _HINTS:
                     if c == code:
                         hint = hi
-                raise TLSError(code, error_name(code), hint, a[1] if len(a) > 1 else None)
+                raise TLSError(code, name or "MBEDTLS_ERR -0x%04X" % -code, hint,
+                               None if name else (a[1] if len(a) > 1 else None))
             raise
     except BaseException:
         try:

@@ -1,0 +1,71 @@
+"""MQTT over TLS through the token (mqtt.py over p11tls) to Debian's mosquitto with
+`require_certificate true` and `use_identity_as_username true`, on the unix firmware.
+
+The broker's log must show the identity it took from the client certificate: the
+certificate whose key only the token holds.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from harness.mosquitto import TLSListener
+
+SUITES = {
+    "sha256": ("TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256", "ECDHE-ECDSA-AES128-GCM-SHA256"),
+    "sha384": ("TLS-ECDHE-ECDSA-WITH-AES-256-GCM-SHA384", "ECDHE-ECDSA-AES256-GCM-SHA384"),
+}
+
+ROUND_TRIP = """
+import p11tls
+from mqtt import MQTTClient
+c = MQTTClient({cid!r}, p11tls.opener("127.0.0.1", {port}, server_hostname="localhost",
+                                      ciphers=[{suite!r}]), keepalive=30)
+c.connect()
+c.subscribe("tls/{cid}/echo", qos=1)
+c.publish("tls/{cid}/echo", b"signed in the token", qos=1)
+m = c.wait_msg(10)
+print("got", m and (bytes(m[0]), bytes(m[1])))
+c.disconnect()
+"""
+
+
+@pytest.fixture
+def broker(mosquitto_factory, local_ca):
+    def start(openssl_cipher: str):
+        server = local_ca.issue_server()
+        return mosquitto_factory(plain=False, allow_anonymous=False, tls=TLSListener(
+            cafile=local_ca.root_path, certfile=server.cert_path, keyfile=server.key_path,
+            extra=["tls_version tlsv1.2", f"ciphers {openssl_cipher}"]))
+    return start
+
+
+@pytest.mark.parametrize("suite", ["sha256", "sha384"])
+@pytest.mark.parametrize("key_type", ["ec", "rsa"])
+def test_mqtt_through_the_token(token_pki, broker, key_type, suite):
+    cn = f"thing-{key_type}-{suite}"
+    token_pki.add_identity(cn, key_type)
+    token_pki.add_root()
+    mosq = broker(SUITES[suite][1])
+    cid = f"client-{key_type}"
+    out = token_pki.fw.run(ROUND_TRIP.format(cid=cid, port=mosq.tls_port, suite=SUITES[suite][0]))
+    assert f"got (b'tls/{cid}/echo', b'signed in the token')" in out, out
+    # Identity from the certificate: the CN became the user name.
+    line = mosq.wait_for_log(rf"New client connected from 127\.0\.0\.1:\d+ as {cid} .*u'{cn}'")[0]
+    assert re.search(r"\(p2, c1, k30, u'" + cn + r"'\)", line), line
+    token_pki.assert_no_secrets(out, mosq.log_text())
+
+
+def test_broker_refuses_a_key_that_does_not_match(token_pki, broker):
+    spare = token_pki.add_identity("spare", "ec", key_label="Spare Key", cert_label="Spare Cert")
+    token_pki.add_identity("thing-mismatch", "ec", cert_key=spare.key)
+    token_pki.add_root()
+    mosq = broker(SUITES["sha256"][1])
+    out = token_pki.fw.run(ROUND_TRIP.format(cid="mismatch", port=mosq.tls_port,
+                                             suite=SUITES["sha256"][0]).replace(
+        "c.connect()", "try:\n    c.connect()\nexcept Exception as e:\n    print('refused', e)\n"
+                       "    raise SystemExit"))
+    assert "refused" in out and "MBEDTLS_ERR_SSL_" in out, out
+    assert "New client connected" not in mosq.log_text()

@@ -1,0 +1,163 @@
+"""TLS client authentication through the token (p11tls) against `openssl s_server
+-Verify 1 -verify_return_error`, on the unix firmware.
+
+The token is provisioned the seed's way (key imported with C_CreateObject, then the
+certificate, then "Root Cert"); p11tls finds them by label and signs the handshake with
+C_Sign. The server proves the signature is right: it verifies the client certificate and
+the CertificateVerify signature, then echoes our line reversed.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.pki import LocalCA
+from harness.tls_device import TokenPKI
+
+SUITES = {
+    "sha256": ("TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256", "SHA256"),
+    "sha384": ("TLS-ECDHE-ECDSA-WITH-AES-256-GCM-SHA384", "SHA384"),
+}
+
+CONNECT = """
+import p11tls, pkcs11
+try:
+    s = p11tls.connect("127.0.0.1", {port}, server_hostname={hostname!r}, ciphers={ciphers!r}{extra})
+    s.write(b"hello token\\n")
+    print("reply", s.read(12))
+    s.close()
+except Exception as e:
+    print("error", type(e).__name__, getattr(e, "rv", None), str(e))
+"""
+
+
+def connect(pki: TokenPKI, port: int, *, suite: str = "sha256", hostname: str = "localhost",
+            extra: str = "") -> str:
+    return pki.fw.run(CONNECT.format(port=port, hostname=hostname, ciphers=[SUITES[suite][0]],
+                                     extra=extra))
+
+
+@pytest.fixture
+def server_cert(local_ca: LocalCA):
+    return local_ca.issue_server()
+
+
+@pytest.mark.parametrize("suite", ["sha256", "sha384"])
+@pytest.mark.parametrize("key_type", ["ec", "rsa"])
+def test_connect_through_the_token(token_pki, openssl_server, local_ca, server_cert, key_type,
+                                   suite):
+    client = token_pki.add_identity(f"device-{key_type}", key_type)
+    token_pki.add_root()
+    server = openssl_server(server_cert.cert_path, server_cert.key_path, local_ca.root_path)
+    out = connect(token_pki, server.port, suite=suite)
+    assert "reply b'nekot olleh\\n'" in out, out
+    assert server.wait_for("Verification: OK")
+    assert f"Peer certificate: CN = device-{key_type}" in server.output
+    assert f"Hash used: {SUITES[suite][1]}" in server.output
+    assert f"Signature type: {'ECDSA' if key_type == 'ec' else 'RSA'}" in server.output
+    token_pki.assert_no_secrets(out, server.output)
+    assert client.key is not None
+
+
+def test_key_not_matching_the_certificate_is_rejected_by_the_server(
+        token_pki, openssl_server, local_ca, server_cert):
+    other = token_pki.add_identity("spare", "ec", key_label="Spare Key", cert_label="Spare Cert")
+    # The token's "Device Priv TLS Key" is a new key; "Device Cert" certifies `other`'s key.
+    token_pki.add_identity("device-mismatch", "ec", cert_key=other.key)
+    token_pki.add_root()
+    server = openssl_server(server_cert.cert_path, server_cert.key_path, local_ca.root_path)
+    out = connect(token_pki, server.port)
+    assert "error TLSError" in out, out
+    assert "MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE" in out or "MBEDTLS_ERR_SSL_CONN_EOF" in out
+    assert server.wait_for("bad signature")
+    assert "Verification: OK" not in server.output
+    token_pki.assert_no_secrets(out, server.output)
+
+
+def test_untrusted_server_certificate_is_refused(token_pki, openssl_server, rogue_ca):
+    token_pki.add_identity("device-ec", "ec")
+    token_pki.add_root()
+    rogue = rogue_ca.issue_server()
+    server = openssl_server(rogue.cert_path, rogue.key_path, token_pki.ca.root_path)
+    out = connect(token_pki, server.port)
+    assert ("error TLSError None MBEDTLS_ERR_X509_CERT_VERIFY_FAILED: the server certificate is "
+            "not signed by the root CA in the token ('Root Cert')") in out, out
+    assert "CONNECTION ESTABLISHED" not in server.output
+
+
+def test_wrong_server_name_is_refused(token_pki, openssl_server, local_ca):
+    token_pki.add_identity("device-ec", "ec")
+    token_pki.add_root()
+    elsewhere = local_ca.issue_server(("elsewhere.example",))
+    server = openssl_server(elsewhere.cert_path, elsewhere.key_path, local_ca.root_path)
+    out = connect(token_pki, server.port, hostname="localhost")
+    assert ("error TLSError None MBEDTLS_ERR_X509_CERT_VERIFY_FAILED: the server certificate is "
+            "not issued for 'localhost'") in out, out
+    # The same server is accepted under its own name (the refusal was about the name).
+    ok = connect(token_pki, server.port, hostname="elsewhere.example")
+    assert "reply b'nekot olleh\\n'" in ok, ok
+
+
+def test_root_ca_given_by_the_caller(token_pki, openssl_server, local_ca, server_cert):
+    """Without "Root Cert" in the token the caller may pass the CA; without either, a clear error."""
+    token_pki.add_identity("device-ec", "ec")
+    server = openssl_server(server_cert.cert_path, server_cert.key_path, local_ca.root_path)
+    out = connect(token_pki, server.port)
+    assert "error TokenError None no root CA certificate labelled 'Root Cert' in the token" in out
+    (token_pki.fw.work_dir / "root.pem").write_bytes(local_ca.root_pem)
+    out = connect(token_pki, server.port, extra=', ca=open("root.pem").read()')
+    assert "reply b'nekot olleh\\n'" in out, out
+
+
+def test_key_without_sign_permission_fails_cleanly(token_pki, openssl_server, local_ca,
+                                                   server_cert):
+    token_pki.add_identity("device-nosign", "ec", sign=False)
+    token_pki.add_root()
+    server = openssl_server(server_cert.cert_path, server_cert.key_path, local_ca.root_path)
+    out = connect(token_pki, server.port)
+    # The token's own error comes out of the handshake, with its CKR code.
+    assert "error KeyFunctionNotPermitted 104 CKR_KEY_FUNCTION_NOT_PERMITTED (0x68)" in out, out
+    assert "Verification: OK" not in server.output
+    token_pki.assert_no_secrets(out, server.output)
+
+
+def test_unknown_cipher_suite_name(token_pki, openssl_server, local_ca, server_cert):
+    token_pki.add_identity("device-ec", "ec")
+    token_pki.add_root()
+    server = openssl_server(server_cert.cert_path, server_cert.key_path, local_ca.root_path)
+    out = token_pki.fw.run(CONNECT.format(port=server.port, hostname="localhost",
+                                          ciphers="ECDHE-ECDSA-AES128-GCM-SHA256", extra=""))
+    assert ("MBEDTLS_ERR_SSL_BAD_CONFIG: unknown cipher suite 'ECDHE-ECDSA-AES128-GCM-SHA256': "
+            "use mbedTLS names") in out, out
+
+
+def test_two_connections_with_different_token_keys(token_pki, openssl_server, local_ca,
+                                                   server_cert):
+    """Two TLS sockets open at once, each signed by its own token key (one EC, one RSA)."""
+    token_pki.add_identity("device-a", "ec", key_label="Key A", cert_label="Cert A")
+    token_pki.add_identity("device-b", "rsa", key_label="Key B", cert_label="Cert B")
+    token_pki.add_root()
+    one = openssl_server(server_cert.cert_path, server_cert.key_path, local_ca.root_path)
+    two = openssl_server(server_cert.cert_path, server_cert.key_path, local_ca.root_path)
+    out = token_pki.fw.run(f"""
+import p11tls
+a = p11tls.connect("127.0.0.1", {one.port}, server_hostname="localhost",
+                   key_label="Key A", cert_label="Cert A")
+b = p11tls.connect("127.0.0.1", {two.port}, server_hostname="localhost",
+                   key_label="Key B", cert_label="Cert B")
+a.write(b"from a\\n")
+b.write(b"from b\\n")
+print("a", a.read(7), "b", b.read(7))
+b.write(b"b again\\n")
+a.write(b"a again\\n")
+print("a", a.read(8), "b", b.read(8))
+a.close()
+b.close()
+""")
+    assert "a b'a morf\\n' b b'b morf\\n'" in out
+    assert "a b'niaga a\\n' b b'niaga b\\n'" in out
+    assert one.wait_for("Peer certificate: CN = device-a")
+    assert two.wait_for("Peer certificate: CN = device-b")
+    assert "Signature type: ECDSA" in one.output
+    assert "Signature type: RSA" in two.output
+    token_pki.assert_no_secrets(out, one.output, two.output)
