@@ -108,16 +108,20 @@ def test_fresh_flash_per_test(qemu_board: QemuBoard) -> None:
     assert qemu_board.flash.exists()
 
 
-def test_urandom_differs_across_boots(qemu_board: QemuBoard) -> None:
-    code = "import os, random\nprint(os.urandom(16).hex(), random.getrandbits(30))"
+def test_randomness_differs_across_boots(qemu_board: QemuBoard) -> None:
+    # os.urandom, random's seed and mbedTLS's entropy (which seeds the C module's
+    # CTR-DRBG) all come from the host: none may repeat after a restart.
+    code = ("import os, random, _pkcs11\n"
+            "print(os.urandom(16).hex(), random.getrandbits(30), _pkcs11.random_bytes(16).hex())")
     first = qemu_board.exec(code).split()
     qemu_board.restart()
     second = qemu_board.exec(code).split()
-    assert len(bytes.fromhex(first[0])) == 16
+    assert len(bytes.fromhex(first[0])) == 16 and len(bytes.fromhex(first[2])) == 16, first
     assert first[0] != second[0]
-    # random's seed comes from the host too, so it differs across boots as well
-    # (a collision of two 30-bit values is about one in a billion).
+    # (a collision of two 30-bit values is about one in a billion)
     assert first[1] != second[1]
+    assert first[2] != second[2]
+    assert first[0] != first[2]
 
 
 def test_time_advances(qemu_board: QemuBoard) -> None:
@@ -194,6 +198,22 @@ def test_idle_cpu_is_low(qemu_board: QemuBoard) -> None:
     print(f"idle qemu CPU: {share * 100:.1f} % of one core")
     # A busy-polling idle loop uses a whole core (~100 %); the sleeping one ~0 %.
     assert share < 0.5, f"idle qemu used {share * 100:.0f} % of a core"
+
+
+def test_damaged_image_is_not_formatted(tmp_path: Path) -> None:
+    image = tmp_path / "flash.img"
+    with QemuBoard(tmp_path / "a", flash=image) as board:
+        board.exec("with open('/keep.txt', 'w') as f:\n    f.write('x' * 100)")
+    # Damage both superblock copies (metadata pair in blocks 0 and 1), keep the magic.
+    raw = bytearray(image.read_bytes())
+    for block in (0, 1):
+        raw[block * 4096 + 16:block * 4096 + 64] = bytes(48)
+    image.write_bytes(raw)
+    with QemuBoard(tmp_path / "b", flash=image) as board:
+        board.wait_for_log(">>> ")
+        assert "not formatting it" in board.uart_log
+    # Still the damaged image, not a fresh filesystem.
+    assert image.read_bytes()[16:64] == bytes(48)
 
 
 def test_launcher_uses_given_flash_image(tmp_path: Path) -> None:

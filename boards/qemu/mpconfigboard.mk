@@ -21,3 +21,9 @@ FROZEN_MANIFEST ?= $(BOARD_DIR)/manifest.py
 MICROPY_VFS_LFS2 = 1
 MICROPY_SSL_MBEDTLS = 1
 MICROPY_PY_SSL = 1
+
+# Re-extract all qstrs when the board configuration or a C module's source list
+# changes: a source newly listed but older than the last extraction would
+# otherwise be skipped ("MP_QSTR_... undeclared").
+QSTR_GLOBAL_DEPENDENCIES += $(BOARD_DIR)/mpconfigboard.h $(BOARD_DIR)/mpconfigboard.mk
+QSTR_GLOBAL_DEPENDENCIES += $(wildcard $(USER_C_MODULES)/*/micropython.mk)
