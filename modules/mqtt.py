@@ -1,11 +1,21 @@
 # MQTT 3.1.1 client for MicroPython, with AWS IoT Core's limits enforced by default.
 #
 #   c = MQTTClient("my-thing", connect_fn, keepalive=60, callback=on_msg)
+#   c.set_last_will("t/status", b"offline", retain=False, qos=1)   # optional
 #   c.connect()                        -> session_present (bool)
 #   c.subscribe("a/b", qos=1)          -> granted QoS (list when given a list)
 #   c.publish("a/b", b"hi", qos=1)     -> packet id (QoS 1) or None
-#   c.wait_msg(timeout) / c.check_msg() -> (topic, msg) or None
-#   c.unsubscribe("a/b"); c.ping(); c.reconnect(); c.disconnect()
+#   c.wait_msg(timeout) / c.check_msg() -> (topic: bytes, msg: bytearray) or None
+#   c.unsubscribe("a/b"); c.ping(); c.pending(); c.reconnect(); c.disconnect()
+#
+# Errors: MQTTLimitError (a ValueError) for anything AWS or MQTT would refuse,
+# raised before a byte is sent; MQTTConnectError (.rc) for a CONNACK refusal;
+# MQTTConnectionError (MQTTProtocolError, MQTTKeepAliveError) when the link is
+# lost, after which the socket is closed; MQTTTimeoutError when an ack is late
+# on a live link; MQTTSubscribeError (.topics) for SUBACK 0x80.
+# The callback runs inside the client's calls (publish waiting for PUBACK
+# included); it may publish but should not subscribe. After a PUBLISH,
+# .flags holds its fixed-header flags (DUP 8, QoS 2/4, RETAIN 1).
 #
 # The transport is either a connected stream (plain or TLS socket) or a callable
 # returning one; only a callable allows reconnect(). The client switches the
@@ -14,8 +24,12 @@
 # Not thread-safe: use one client from one thread.
 
 from micropython import const
-import select
 import time
+
+try:
+    import select
+except ImportError:  # boards without select: the client sleeps and retries
+    select = None
 
 try:
     from random import getrandbits
@@ -52,8 +66,8 @@ _PINGREQ = const(0xC0)
 _PINGRESP = const(0xD0)
 _DISCONNECT = const(0xE0)
 _MAX_REMAINING = const(268435455)
-_POLLIN = select.POLLIN
-_POLLOUT = select.POLLOUT
+_POLLIN = const(1)
+_POLLOUT = const(4)
 
 _CONNACK_TEXT = (
     None,
@@ -199,8 +213,9 @@ class MQTTClient:
         self._log = log
         self._will = None
         # One scratch buffer for outgoing packets (header, topic and small
-        # payloads go out in a single write: one TLS record, no Nagle stall)
-        # and a 4-byte one for incoming headers and ids.
+        # payloads go out in a single write: one TLS record, no Nagle stall;
+        # bigger payloads are written from the caller's buffer, not copied)
+        # and a 2-byte one for incoming header bytes and packet ids.
         self._buf = bytearray(max(buf_size, 16))
         self._bmv = memoryview(self._buf)
         self._n = 0
@@ -209,10 +224,11 @@ class MQTTClient:
         self._h1 = mv[:1]
         self._h2 = mv
         # In-flight QoS 1 publishes: fixed slots [pid, topic, msg, retain,
-        # sent_ms, tries] reused for every message, so publishing allocates
-        # nothing. The slots keep references, not copies, of caller data.
-        # A slot's retransmissions are capped (slot[6] = cap + 1) only while a
-        # blocking publish() waits on it; otherwise they go on until PUBACK.
+        # sent_ms, retransmissions, cap + 1] reused for every message, so no
+        # container is built per message. They hold references, not copies,
+        # of the caller's payload (don't mutate it until acknowledged). The
+        # cap applies only while a blocking publish() waits on the slot;
+        # otherwise it is retransmitted until PUBACK.
         self._slots = [[0, None, None, 0, 0, 0, 0] for _ in range(max(1, max_inflight))]
         self._subs = []
         self._q = []
@@ -547,15 +563,7 @@ class MQTTClient:
             if left <= 0:
                 self._want = 0
                 return False
-            if self._step(left) == _PUBLISH and self._msg:
-                if self.cb:
-                    self._take()
-                elif len(self._q) < self._qmax:
-                    self._q.append(self._msg)
-                    self._msg = None
-                else:
-                    self.dropped += 1
-                    self._msg = None
+            self._pump(left)
         return True
 
     # ---- connection ----
@@ -571,7 +579,8 @@ class MQTTClient:
         try:
             self._poll = select.poll()
             self._poll.register(sock, _POLLIN)
-        except (TypeError, OSError, ValueError):
+        except (AttributeError, TypeError, OSError, ValueError):
+            # Not pollable (e.g. a Python stream object): sleep and retry.
             self._poll = None
 
     def connect(self):
@@ -767,6 +776,8 @@ class MQTTClient:
             self._pump(None)
 
     def _pump(self, wait_ms):
+        # One step while waiting for something else: a PUBLISH goes to the
+        # callback, else to the bounded queue that wait_msg() empties first.
         if self._step(wait_ms) == _PUBLISH and self._msg:
             if self.cb:
                 self._take()
