@@ -91,12 +91,20 @@ def _point(q):
     return q
 
 
+def _handle(obj):
+    # an object handle, or a pkcs11 key object (.handle)
+    return obj if isinstance(obj, int) else obj.handle
+
+
 def make_csr(session, key, subject, pub=None):
-    """DER PKCS#10 request for the token key `key` (a private key handle) with
-    the given subject, signed by the token. session: a session handle or an
-    object with .handle."""
+    """DER PKCS#10 request for the token key `key` with the given subject,
+    signed by the token. session: a session handle or pkcs11.Session; key and
+    pub: object handles or pkcs11 key objects."""
     p11 = pkcs11.C_GetFunctionList()
-    h = session if isinstance(session, int) else session.handle
+    h = session if isinstance(session, int) else session.h
+    key = _handle(key)
+    if pub is not None:
+        pub = _handle(pub)
     name = asn1.name(parse_subject(subject))
     ktype = p11.C_GetAttributeValue(h, key, [_CKA_KEY_TYPE])[0]
     if ktype == _CKK_EC:

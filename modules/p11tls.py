@@ -121,7 +121,8 @@ def _open_session(pin):
 
 
 def _session_handle(session):
-    return session if isinstance(session, int) else session.handle
+    # a handle, or a pkcs11.Session (pkcs11.open_session())
+    return session if isinstance(session, int) else session.h
 
 
 def reference_key(ticket, n=None, e=None):
@@ -166,7 +167,7 @@ def wrap_socket(sock, server_hostname, session=None, key_label=KEY_LABEL,
                 alpn=None, pin=None):
     """TLS over a connected socket, authenticated by the token's key and certificate.
 
-    session: a pkcs11 session handle (or an object with .handle); None opens
+    session: a pkcs11 session handle or pkcs11.Session; None opens
     (and afterwards closes) one on the first slot, logging in with pin if given.
     ca: the server's root CA(s) (DER, or PEM with one or more certificates); None reads the certificate labelled
     ca_label from the token. ciphers: mbedTLS suite names (list, or a string
