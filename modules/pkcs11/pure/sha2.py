@@ -30,7 +30,10 @@ def _consts():
             primes.append(c)
         c += 1
     # kept as packed bytes (640) rather than 80 big ints: far less heap
-    _K512 = b"".join(struct.pack(">Q", _root(p << 192, 3, 1 << 68) & _M64) for p in primes)
+    k = bytearray(640)
+    for i in range(80):
+        struct.pack_into(">Q", k, 8 * i, _root(primes[i] << 192, 3, 1 << 68) & _M64)
+    _K512 = k
     _IV = [_root(p << 128, 2, 1 << 70) & _M64 for p in primes[:16]]
 
 
