@@ -8,6 +8,8 @@ certificate whose key only the token holds.
 from __future__ import annotations
 
 import re
+import subprocess
+import time
 
 import pytest
 
@@ -69,3 +71,47 @@ def test_broker_refuses_a_key_that_does_not_match(token_pki, broker):
                        "    raise SystemExit"))
     assert "refused" in out and "MBEDTLS_ERR_SSL_" in out, out
     assert "New client connected" not in mosq.log_text()
+
+
+def test_reconnect_after_broker_restart_signs_a_new_handshake(token_pki, broker):
+    """Each connection the client opens through p11tls.opener() is a new handshake
+    signed by the token (nothing from the first connection is reused)."""
+    token_pki.add_identity("thing-again", "ec")
+    token_pki.add_root()
+    mosq = broker(SUITES["sha256"][1])
+    fw = token_pki.fw
+    (fw.work_dir / "go").write_text("")
+    script = fw.work_dir / "reconnect.py"
+    script.write_text(f"""
+import os, time, p11tls
+from mqtt import MQTTClient
+c = MQTTClient("again", p11tls.opener("127.0.0.1", {mosq.tls_port}, server_hostname="localhost"),
+               keepalive=30, backoff_base=0.2, backoff_cap=1, reconnect_attempts=50)
+c.connect()
+print("first")
+os.remove("go")
+while True:
+    try:
+        c.ping()
+        c.wait_msg(0.2)
+    except Exception as e:
+        print("lost", type(e).__name__)
+        break
+c.reconnect()
+c.subscribe("again/t", qos=1)
+c.publish("again/t", b"after restart", qos=1)
+m = c.wait_msg(10)
+print("got", m and bytes(m[1]))
+c.disconnect()
+""")
+    proc = subprocess.Popen([str(fw.binary), str(script)], cwd=fw.work_dir, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env={"PKCS11_TOKEN_DIR": str(fw.token_dir), "MICROPYPATH": ".frozen"})
+    deadline = time.monotonic() + 30
+    while (fw.work_dir / "go").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    mosq.restart(down_for=0.5)
+    out, _ = proc.communicate(timeout=60)
+    assert "first" in out and "lost" in out and "got b'after restart'" in out, out
+    # Both connections (before and after the restart) authenticated by the token's key.
+    mosq.wait_for_log(r"New client connected from .* as again .*u'thing-again'", count=2)

@@ -161,3 +161,37 @@ b.close()
     assert "Signature type: ECDSA" in one.output
     assert "Signature type: RSA" in two.output
     token_pki.assert_no_secrets(out, one.output, two.output)
+
+
+def test_session_given_by_the_caller_and_pin(token_pki, openssl_server, local_ca, server_cert):
+    """With a user PIN set, the key is hidden until C_Login: p11tls logs in with pin=, or
+    uses the caller's logged-in session (which it leaves open)."""
+    token_pki.add_identity("device-pin", "ec")
+    token_pki.add_root()
+    server = openssl_server(server_cert.cert_path, server_cert.key_path, local_ca.root_path)
+    token_pki.fw.run("""
+import pkcs11
+from pkcs11.constants import *
+p11 = pkcs11.C_GetFunctionList()
+p11.C_Initialize()
+h = p11.C_OpenSession(p11.C_GetSlotList(True)[0], CKF_SERIAL_SESSION | CKF_RW_SESSION)
+p11.C_SetPIN(h, b"", b"4711")
+p11.C_Finalize()
+""")
+    out = connect(token_pki, server.port)
+    assert ("error TokenError None no private key labelled 'Device Priv TLS Key' in the token "
+            "(with a user PIN set") in out, out
+    out = connect(token_pki, server.port, extra=', pin="4711"')
+    assert "reply b'nekot olleh\\n'" in out, out
+    out = token_pki.fw.run(f"""
+import p11tls, pkcs11
+from pkcs11.constants import *
+with pkcs11.open_session(user_pin=b"4711") as s:
+    t = p11tls.connect("127.0.0.1", {server.port}, server_hostname="localhost", session=s)
+    t.write(b"with a session\\n")
+    print("reply", t.read(15))
+    t.close()
+    print("still open", s.p11.C_GetSessionInfo(s.h) is not None)
+""")
+    assert "reply b'noisses a htiw\\n'" in out, out
+    assert "still open True" in out

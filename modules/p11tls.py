@@ -99,7 +99,9 @@ def _find(p11, h, cls, label, what):
     finally:
         p11.C_FindObjectsFinal(h)
     if not found:
-        raise TokenError("no %s labelled %r in the token" % (what, label))
+        raise TokenError("no %s labelled %r in the token%s" % (
+            what, label, " (with a user PIN set, private keys stay hidden until C_Login: "
+            "pass pin= or a logged-in session)" if cls == _CKO_PRIVATE_KEY else ""))
     if len(found) > 1:
         raise TokenError("several objects labelled %r in the token" % (label,))
     return found[0]
@@ -116,7 +118,7 @@ def _open_session(pin):
         owns_init = False
     h = p11.C_OpenSession(p11.C_GetSlotList(True)[0], _CKF_SERIAL_SESSION)
     if pin is not None:
-        p11.C_Login(h, _CKU_USER, pin)
+        p11.C_Login(h, _CKU_USER, _label(pin))
     return p11, h, owns_init
 
 
