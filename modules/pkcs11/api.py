@@ -272,25 +272,25 @@ class FunctionList:
         s = self._tok().session(h)
         op = s.op
         if op is None or op.kind != kind:
-            raise error(_CKR_OPERATION_NOT_INITIALIZED, "call C_%sInit first" % kind.capitalize())
+            raise error(_CKR_OPERATION_NOT_INITIALIZED, "call C_%sInit first" % kind)
         return s, op
 
     def _key(self, t, key, mechanism, kind):
         """Key material for a sign/verify operation, after every check."""
         mech = mechanisms.split(mechanism)[0]
         if mechanisms.info(mech) is None or mechanisms.info(mech)["flags"] & 0x2800 == 0:
-            raise error(_CKR_MECHANISM_INVALID, "mechanism 0x%x cannot %s" % (mech, kind))
+            raise error(_CKR_MECHANISM_INVALID, "mechanism 0x%x cannot C_%s" % (mech, kind))
         a = t.attrs(t.obj(key, _CKR_KEY_HANDLE_INVALID))
         cls = a[_CKA_CLASS]
-        want = _CKO_PRIVATE_KEY if kind == "sign" else _CKO_PUBLIC_KEY
+        want = _CKO_PRIVATE_KEY if kind == "Sign" else _CKO_PUBLIC_KEY
         if cls != _CKO_PRIVATE_KEY and cls != _CKO_PUBLIC_KEY:
             raise error(_CKR_KEY_HANDLE_INVALID, "the object is not a key")
         if cls != want or a[_CKA_KEY_TYPE] != mechanisms.key_type(mech):
             raise error(_CKR_KEY_TYPE_INCONSISTENT, "key and mechanism do not match")
-        if not a.get(_CKA_SIGN if kind == "sign" else _CKA_VERIFY):
-            raise error(_CKR_KEY_FUNCTION_NOT_PERMITTED, "the key may not %s" % kind)
+        if not a.get(_CKA_SIGN if kind == "Sign" else _CKA_VERIFY):
+            raise error(_CKR_KEY_FUNCTION_NOT_PERMITTED, "the key may not C_%s" % kind)
         rsa = a[_CKA_KEY_TYPE] == _CKK_RSA
-        if kind == "sign":
+        if kind == "Sign":
             return tuple(a[x] for x in _RSA_PRIVATE) if rsa else a[_CKA_VALUE]
         if rsa:
             return (a[_CKA_MODULUS], a[_CKA_PUBLIC_EXPONENT])
@@ -317,7 +317,7 @@ class FunctionList:
         s, op = self._op(h, kind)
         if op.multi:
             raise error(_CKR_OPERATION_ACTIVE, "a multi-part operation is active: call C_%sFinal" %
-                        kind.capitalize())
+                        kind)
         return s, op
 
     def _update(self, h, kind, data):
@@ -333,32 +333,32 @@ class FunctionList:
 
     def C_DigestInit(self, h, mechanism):
         t, s = self._idle(h)
-        s.op = mechanisms.Operation("digest", mechanism)
+        s.op = mechanisms.Operation("Digest", mechanism)
 
     def C_Digest(self, h, data, out=None, length_only=False):
-        s, op = self._single(h, "digest")
+        s, op = self._single(h, "Digest")
         return self._output(s, op, out, length_only, lambda: op.digest(_data(data)))
 
     def C_DigestUpdate(self, h, data):
-        self._update(h, "digest", data)
+        self._update(h, "Digest", data)
 
     def C_DigestFinal(self, h, out=None, length_only=False):
-        s, op = self._op(h, "digest")
+        s, op = self._op(h, "Digest")
         return self._output(s, op, out, length_only, op.digest)
 
     def C_SignInit(self, h, mechanism, key):
         t, s = self._idle(h)
-        s.op = mechanisms.Operation("sign", mechanism, self._key(t, key, mechanism, "sign"))
+        s.op = mechanisms.Operation("Sign", mechanism, self._key(t, key, mechanism, "Sign"))
 
     def C_Sign(self, h, data, out=None, length_only=False):
-        s, op = self._single(h, "sign")
+        s, op = self._single(h, "Sign")
         return self._output(s, op, out, length_only, lambda: op.sign(_data(data)))
 
     def C_SignUpdate(self, h, data):
-        self._update(h, "sign", data)
+        self._update(h, "Sign", data)
 
     def C_SignFinal(self, h, out=None, length_only=False):
-        s, op = self._op(h, "sign")
+        s, op = self._op(h, "Sign")
         if not op.can_update():
             s.op = None
             raise error(_CKR_FUNCTION_NOT_SUPPORTED, "this mechanism is single-part only")
@@ -366,18 +366,18 @@ class FunctionList:
 
     def C_VerifyInit(self, h, mechanism, key):
         t, s = self._idle(h)
-        s.op = mechanisms.Operation("verify", mechanism, self._key(t, key, mechanism, "verify"))
+        s.op = mechanisms.Operation("Verify", mechanism, self._key(t, key, mechanism, "Verify"))
 
     def C_Verify(self, h, data, signature):
-        s, op = self._single(h, "verify")
+        s, op = self._single(h, "Verify")
         s.op = None
         op.verify(_data(data), _data(signature))
 
     def C_VerifyUpdate(self, h, data):
-        self._update(h, "verify", data)
+        self._update(h, "Verify", data)
 
     def C_VerifyFinal(self, h, signature):
-        s, op = self._op(h, "verify")
+        s, op = self._op(h, "Verify")
         s.op = None
         if not op.can_update():
             raise error(_CKR_FUNCTION_NOT_SUPPORTED, "this mechanism is single-part only")

@@ -152,9 +152,9 @@ class Operation:
         mech, param = split(mechanism)
         m = _entry(mech)
         scheme = m[1] if m else 0
-        want = _DIGEST if kind == "digest" else 0
+        want = _DIGEST if kind == "Digest" else 0
         if m is None or (want and scheme != want) or (not want and scheme in (_DIGEST, _KEYGEN)):
-            raise error(_CKR_MECHANISM_INVALID, "mechanism 0x%x cannot %s" % (mech, kind))
+            raise error(_CKR_MECHANISM_INVALID, "mechanism 0x%x cannot C_%s" % (mech, kind))
         self.kind = kind
         self.scheme = scheme
         self.hi = m[2]
