@@ -9,3 +9,7 @@ MICROPY_SSL_MBEDTLS = 1
 MICROPY_PY_SSL = 1
 # Board-style REPL with raw REPL and raw-paste (firmware/patches/unix-raw-repl.patch)
 MICROPY_UNIX_PYEXEC_REPL = 1
+# Re-extract qstrs when a C module's source list changes: a source newly listed
+# but older than the last extraction would otherwise be skipped.
+QSTR_GLOBAL_DEPENDENCIES += $(VARIANT_DIR)/mpconfigvariant.mk
+QSTR_GLOBAL_DEPENDENCIES += $(wildcard $(USER_C_MODULES)/*/micropython.mk)
