@@ -159,11 +159,14 @@ class Store:
         """Create the root directory (and its parents) if missing."""
         if _is_dir(self.root):
             return
-        path = ""
+        path = "/" if self.root.startswith("/") else ""
         for part in self.root.split("/"):
-            path = path + "/" + part if path or self.root.startswith("/") else part
-            if part and not _is_dir(path):
+            if not part:
+                continue
+            path = path + part
+            if not _is_dir(path):
                 os.mkdir(path)
+            path += "/"
 
     def scan(self):
         """Handles of the object records present; removes stale temp files."""
