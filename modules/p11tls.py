@@ -22,7 +22,6 @@
 # signature inside the token re-raises the token's PKCS11Error.
 
 from micropython import const
-import socket
 import tls
 import _p11tls
 import pkcs11
@@ -280,6 +279,8 @@ def wrap_socket(sock, server_hostname, session=None, key_label=KEY_LABEL,
 def connect(host, port=8883, server_hostname=None, timeout=10, **kw):
     """A TCP connection to host:port, then wrap_socket() (same keywords).
     The server certificate is checked against server_hostname (default: host)."""
+    import socket
+
     ai = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
     s = socket.socket(ai[0], socket.SOCK_STREAM)
     try:
