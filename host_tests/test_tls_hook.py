@@ -223,3 +223,27 @@ print(talk(ctx, {server.port}))
 def test_register_needs_a_callable(unix_fw):
     with pytest.raises(FirmwareError, match="TypeError: signer must be callable"):
         unix_fw.run("import _p11tls\n_p11tls.register(b'not callable')\n")
+
+
+def test_registry_lives_in_sys_modules_only_while_needed(unix_fw, local_ca, server):
+    setup_files(unix_fw, local_ca, "ec")
+    out = unix_fw.run(PRELUDE + f"""
+import sys
+record = []
+sign, k = real_signer("ec", record)
+print("before", "_p11tls_signers" in sys.modules)
+a = _p11tls.register(sign)
+b = _p11tls.register(sign)
+print("tickets", len(a), a != b, "_p11tls_signers" in sys.modules)
+print(talk(context(p11tls.reference_key(b)), {server.port}))
+_p11tls.unregister(a)
+print("one left", "_p11tls_signers" in sys.modules)
+_p11tls.unregister(b)
+_p11tls.unregister(b)
+print("after", "_p11tls_signers" in sys.modules)
+""")
+    assert "before False" in out
+    assert "tickets 16 True True" in out
+    assert "b'nekot olleh\\n'" in out
+    assert "one left True" in out
+    assert "after False" in out

@@ -195,3 +195,16 @@ with pkcs11.open_session(user_pin=b"4711") as s:
 """)
     assert "reply b'noisses a htiw\\n'" in out, out
     assert "still open True" in out
+
+
+def test_alpn_request_is_refused_clearly_without_firmware_support(token_pki, openssl_server,
+                                                                   local_ca, server_cert):
+    """MicroPython 1.25's tls module has no ALPN: asking for it must not silently connect
+    without it (AWS IoT on port 443 would then refuse the client)."""
+    token_pki.add_identity("device-ec", "ec")
+    token_pki.add_root()
+    server = openssl_server(server_cert.cert_path, server_cert.key_path, local_ca.root_path)
+    out = connect(token_pki, server.port, extra=', alpn=["x-amzn-mqtt-ca"]')
+    assert ("error NotImplementedError None ALPN is not available in this firmware's tls module "
+            "(for AWS IoT use port 8883, which needs no ALPN)") in out, out
+    assert "CONNECTION ESTABLISHED" not in server.output

@@ -25,9 +25,10 @@
 //        (as CKM_RSA_PKCS gives).
 //
 // The registry {ticket: [signer, last_exception]} is kept in sys.modules
-// under "_p11tls_signers": sys.modules is reachable by the GC and is created
-// afresh by every soft reset, whereas a C root pointer would keep pointing
-// into the old heap after a soft reset on a board.
+// under "_p11tls_signers" while any signer is registered: sys.modules is
+// reachable by the GC and is created afresh by every soft reset, whereas a C
+// root pointer would keep pointing into the old heap after a soft reset on a
+// board (MicroPython has no reset hook for user C modules).
 
 #include <string.h>
 
@@ -341,11 +342,17 @@ static mp_obj_t p11tls_register(mp_obj_t signer) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_1(p11tls_register_obj, p11tls_register);
 
-// unregister(ticket): forget the signer (no error if it is already gone).
+// unregister(ticket): forget the signer (no error if it is already gone). The
+// registry leaves sys.modules with its last signer.
 static mp_obj_t p11tls_unregister(mp_obj_t ticket) {
     mp_obj_t reg = registry(false);
-    if (reg != MP_OBJ_NULL) {
-        mp_map_lookup(mp_obj_dict_get_map(reg), ticket, MP_MAP_LOOKUP_REMOVE_IF_FOUND);
+    if (reg != MP_OBJ_NULL && mp_obj_is_type(reg, &mp_type_dict)) {
+        mp_map_t *map = mp_obj_dict_get_map(reg);
+        mp_map_lookup(map, ticket, MP_MAP_LOOKUP_REMOVE_IF_FOUND);
+        if (map->used == 0) {
+            mp_map_lookup(&MP_STATE_VM(mp_loaded_modules_dict).map,
+                MP_OBJ_NEW_QSTR(MP_QSTR__p11tls_signers), MP_MAP_LOOKUP_REMOVE_IF_FOUND);
+        }
     }
     return mp_const_none;
 }
