@@ -6,7 +6,9 @@ The storage root is resolved, first match wins:
   3. /token when that directory exists    (the ESP32 board mounts its token
                                            littlefs partition there)
   4. a default on the root filesystem:    $HOME/.micropython/pkcs11-token on the
-                                           unix firmware, /pkcs11 on a board
+                                           unix firmware, /pkcs11-token on a board
+                                           (a name that cannot shadow the pkcs11
+                                           package on sys.path)
 configure() takes effect at the next C_Initialize.
 """
 
@@ -61,4 +63,4 @@ def token_dir():
         home = getenv("HOME")
         if home:
             return home + "/.micropython/pkcs11-token"
-    return "/pkcs11"
+    return "/pkcs11-token"
