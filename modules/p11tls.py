@@ -168,13 +168,14 @@ def wrap_socket(sock, server_hostname, session=None, key_label=KEY_LABEL,
                 alpn=None, pin=None):
     """TLS over a connected socket, authenticated by the token's key and certificate.
 
-    session: a pkcs11 session handle or pkcs11.Session; None opens
-    (and afterwards closes) one on the first slot, logging in with pin if given.
-    ca: the server's root CA(s) (DER, or PEM with one or more certificates); None reads the certificate labelled
-    ca_label from the token. ciphers: mbedTLS suite names (list, or a string
-    separated by ':' or ','). alpn: protocol names (e.g. ["x-amzn-mqtt-ca"]).
-    Returns the TLS socket with the handshake done. The socket is closed if
-    the handshake fails."""
+    session: a pkcs11 session handle or pkcs11.Session; None opens (and
+    afterwards closes) one on the first slot, logging in with pin if given.
+    ca: the server's root CA(s), DER or PEM (a PEM bundle may hold several);
+    None reads the certificate labelled ca_label from the token.
+    ciphers: mbedTLS suite names (a list, or one string separated by ':' or ',').
+    alpn: protocol names (e.g. ["x-amzn-mqtt-ca"]); refused if the firmware's
+    tls module has no ALPN. Returns the TLS socket with the handshake done.
+    The socket is closed if anything fails."""
     own = None
     ticket = None
     try:
