@@ -14,6 +14,9 @@ Login model:
   * A damaged token record (token.rec) puts the token in an error state: login
     fails with CKR_DEVICE_ERROR and private objects stay hidden; C_InitToken
     starts afresh.
+Threads: the changes of shared state (sessions, objects, login, PINs) are
+serialized by a lock; a session itself should be used by one thread at a time
+(each thread opens its own, as PKCS#11 applications do).
 Object handles: token objects keep the number in their file name (stable
 across C_Finalize/C_Initialize and restarts); session objects get handles
 from 0x10000000 up and live in RAM until their session closes.
@@ -119,6 +122,30 @@ class Session:
         return "<pkcs11 session %d>" % self.handle
 
 
+class _NoLock:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+
+def _new_lock():
+    try:
+        import _thread
+        return _thread.allocate_lock()
+    except ImportError:
+        return _NoLock()
+
+
+def _locked(method):
+    """Serialize the token-state changes between threads (one lock per Token)."""
+    def locked(self, *args):
+        with self._lock:
+            return method(self, *args)
+    return locked
+
+
 def _pin_bytes(pin):
     if isinstance(pin, str):
         return pin.encode()
@@ -130,6 +157,7 @@ def _pin_bytes(pin):
 class Token:
     def __init__(self, slot):
         self.slot = slot
+        self._lock = _new_lock()
         self.store = Store(config.token_dir())
         self.sessions = {}
         self.login = None
@@ -217,6 +245,7 @@ class Token:
             raise error(_CKR_SESSION_HANDLE_INVALID)
         return s
 
+    @_locked
     def open_session(self, flags):
         if not flags & _CKF_SERIAL_SESSION:
             raise error(_CKR_SESSION_PARALLEL_NOT_SUPPORTED, "CKF_SERIAL_SESSION is required")
@@ -230,7 +259,11 @@ class Token:
         self.sessions[h] = Session(h, self.slot, rw)
         return h
 
+    @_locked
     def close_session(self, h):
+        self._close(h)
+
+    def _close(self, h):
         s = self.session(h)
         s.op = s.find = None
         del self.sessions[h]
@@ -239,9 +272,10 @@ class Token:
         if not self.sessions:
             self.login = None
 
+    @_locked
     def close_all(self):
         for h in list(self.sessions):
-            self.close_session(h)
+            self._close(h)
 
     def state(self, s):
         if self.login == _CKU_SO:
@@ -293,6 +327,7 @@ class Token:
         except ValueError:
             raise error(_CKR_DEVICE_ERROR, "cannot encode the object record")
 
+    @_locked
     def add(self, s, attrs):
         """Store a validated new object; returns its handle."""
         self._check_write(s, attrs)
@@ -309,6 +344,7 @@ class Token:
             self.objects[h] = Obj(h, attrs, owner=s.handle)
         return h
 
+    @_locked
     def destroy(self, s, h):
         o = self.objects.get(h) if type(h) is int else None
         if o is None:
@@ -330,6 +366,7 @@ class Token:
                 raise error(_CKR_DEVICE_ERROR, "cannot remove the object record")
         del self.objects[h]
 
+    @_locked
     def set_attrs(self, s, h, template):
         o = self.obj(h)
         attrs = self.attrs(o)
@@ -341,6 +378,7 @@ class Token:
             self._save(h, new)
             o.attrs = objects.index_of(new)
 
+    @_locked
     def find_init(self, s, template):
         if s.find is not None:
             raise error(_CKR_OPERATION_ACTIVE, "a search is active")
@@ -415,6 +453,7 @@ class Token:
         else:
             self._check_pin(_M_SO, _M_SO_ITER, _M_SO_FAIL, pin)
 
+    @_locked
     def do_login(self, s, user_type, pin):
         if user_type != _CKU_SO and user_type != _CKU_USER:
             raise error(_CKR_USER_TYPE_INVALID)
@@ -435,6 +474,7 @@ class Token:
         self._verify(user_type, pin)
         self.login = user_type
 
+    @_locked
     def do_logout(self):
         if self.login is None:
             raise error(_CKR_USER_NOT_LOGGED_IN)
@@ -442,6 +482,7 @@ class Token:
         for x in self.sessions.values():
             x.op = x.find = None
 
+    @_locked
     def init_token(self, so_pin, label):
         so_pin = _pin_bytes(so_pin)
         if self.sessions:
@@ -459,6 +500,7 @@ class Token:
         self._save_meta(meta)
         self.broken = None
 
+    @_locked
     def init_pin(self, s, pin):
         pin = _pin_bytes(pin)
         if self.login != _CKU_SO or not s.rw:
@@ -467,6 +509,7 @@ class Token:
         self._new_pin(meta, _M_USER, _M_USER_ITER, _M_USER_FAIL, pin)
         self._save_meta(meta)
 
+    @_locked
     def set_pin(self, s, old, new):
         old = _pin_bytes(old)
         new = _pin_bytes(new)
