@@ -20,7 +20,9 @@
 
 #include "py/runtime.h"
 #include "py/nlr.h"
+#include "mbedtls/asn1.h"
 #include "mbedtls/ecp.h"
+#include "mbedtls/oid.h"
 #include "mbedtls/pk.h"
 #include "mbedtls/platform_util.h"
 #include "mbedtls/rsa.h"
@@ -231,7 +233,74 @@ NORETURN static void raise_pk_error(int ret, const char *what) {
     if (high == MBEDTLS_ERR_PK_UNKNOWN_PK_ALG || high == MBEDTLS_ERR_PK_FEATURE_UNAVAILABLE) {
         mp_raise_msg_varg(&mp_type_ValueError, MP_ERROR_TEXT("%s: unsupported key type (only EC P-256 and RSA)"), what);
     }
+    if (ret == MBEDTLS_ERR_PK_KEY_INVALID_FORMAT) {
+        mp_raise_msg_varg(&mp_type_ValueError, MP_ERROR_TEXT("%s: invalid or unsupported DER structure"), what);
+    }
     pkcs11_raise_mbedtls(ret, what);
+}
+
+// An EncryptedPrivateKeyInfo (PKCS#8) starts with an AlgorithmIdentifier
+// SEQUENCE followed by an OCTET STRING; every unencrypted form (PKCS#8,
+// SEC1, PKCS#1) starts with an INTEGER. mbedTLS reports such a key,
+// when given no password, only as "invalid format".
+static bool der_is_encrypted_pkcs8(const uint8_t *der, size_t len) {
+    unsigned char *p = (unsigned char *)der;
+    const unsigned char *end = der + len;
+    size_t n;
+    if (mbedtls_asn1_get_tag(&p, end, &n, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) != 0) {
+        return false;
+    }
+    end = p + n;
+    if (mbedtls_asn1_get_tag(&p, end, &n, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) != 0) {
+        return false;
+    }
+    p += n;
+    return mbedtls_asn1_get_tag(&p, end, &n, MBEDTLS_ASN1_OCTET_STRING) == 0;
+}
+
+// mbedTLS reports every DER private key it cannot use as "invalid format".
+// Look at the structure to name the reason: another algorithm (PKCS#8) or
+// another curve (PKCS#8 or SEC1). Returns the mbedTLS error to report.
+static int private_key_rejection(const uint8_t *der, size_t len) {
+    unsigned char *p = (unsigned char *)der;
+    const unsigned char *end = der + len;
+    size_t n;
+    int version;
+    if (mbedtls_asn1_get_tag(&p, end, &n, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) != 0) {
+        return MBEDTLS_ERR_PK_KEY_INVALID_FORMAT;
+    }
+    end = p + n;
+    if (mbedtls_asn1_get_int(&p, end, &version) != 0) {
+        return MBEDTLS_ERR_PK_KEY_INVALID_FORMAT;
+    }
+    mbedtls_asn1_buf alg, params;
+    if (mbedtls_asn1_get_alg(&p, end, &alg, &params) == 0) {
+        // PKCS#8 PrivateKeyInfo: the algorithm, and for EC the curve.
+        if (MBEDTLS_OID_CMP(MBEDTLS_OID_EC_ALG_UNRESTRICTED, &alg) == 0) {
+            if (params.tag != MBEDTLS_ASN1_OID || MBEDTLS_OID_CMP(MBEDTLS_OID_EC_GRP_SECP256R1, &params) != 0) {
+                return MBEDTLS_ERR_PK_UNKNOWN_NAMED_CURVE;
+            }
+        } else if (MBEDTLS_OID_CMP(MBEDTLS_OID_PKCS1_RSA, &alg) != 0) {
+            return MBEDTLS_ERR_PK_UNKNOWN_PK_ALG;
+        }
+        return MBEDTLS_ERR_PK_KEY_INVALID_FORMAT;
+    }
+    // SEC1 ECPrivateKey: INTEGER 1, OCTET STRING d, [0] curve OID.
+    if (mbedtls_asn1_get_tag(&p, end, &n, MBEDTLS_ASN1_OCTET_STRING) != 0) {
+        return MBEDTLS_ERR_PK_KEY_INVALID_FORMAT;
+    }
+    p += n;
+    if (mbedtls_asn1_get_tag(&p, end, &n, MBEDTLS_ASN1_CONTEXT_SPECIFIC | MBEDTLS_ASN1_CONSTRUCTED | 0) != 0) {
+        return MBEDTLS_ERR_PK_KEY_INVALID_FORMAT;
+    }
+    mbedtls_asn1_buf curve = { .tag = MBEDTLS_ASN1_OID };
+    if (mbedtls_asn1_get_tag(&p, p + n, &curve.len, MBEDTLS_ASN1_OID) == 0) {
+        curve.p = p;
+        if (MBEDTLS_OID_CMP(MBEDTLS_OID_EC_GRP_SECP256R1, &curve) != 0) {
+            return MBEDTLS_ERR_PK_UNKNOWN_NAMED_CURVE;
+        }
+    }
+    return MBEDTLS_ERR_PK_KEY_INVALID_FORMAT;
 }
 
 static const char *const private_key_labels[] = { "PRIVATE KEY", "EC PRIVATE KEY", "RSA PRIVATE KEY", NULL };
@@ -241,7 +310,13 @@ static void private_key_job(parse_job_t *job, const uint8_t *data, size_t len) {
     const uint8_t *der;
     size_t der_len;
     job_der(job, data, len, private_key_labels, what, &der, &der_len);
+    if (der_is_encrypted_pkcs8(der, der_len)) {
+        raise_pk_error(MBEDTLS_ERR_PK_PASSWORD_REQUIRED, what);
+    }
     int ret = mbedtls_pk_parse_key(&job->pk, der, der_len, NULL, 0, pkcs11_rng, NULL);
+    if (ret == MBEDTLS_ERR_PK_KEY_INVALID_FORMAT) {
+        ret = private_key_rejection(der, der_len);
+    }
     if (ret != 0) {
         raise_pk_error(ret, what);
     }
