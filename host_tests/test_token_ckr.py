@@ -524,6 +524,9 @@ try:
 except errors.PKCS11Error as e:
     R["buffer_too_small"] = [errors.name(e.rv), e.length]
 rec("sign_output_into_bytes", p11.C_Sign, h, D, b"\\x00" * 64)
+after("sign_after_bytes_output")
+p11.C_SignInit(h, CKM_ECDSA, ec)
+rec("sign_output_into_read_only_memoryview", p11.C_Sign, h, D, memoryview(b"\\x00" * 64))
 after("sign_after_arguments_bad")
 p11.C_SignInit(h, CKM_ECDSA, ec)
 buf = bytearray(70)
@@ -661,6 +664,8 @@ OPERATIONS_EXPECTED = {
     "length_query": 64,
     "buffer_too_small": ["BUFFER_TOO_SMALL", 64],
     "sign_output_into_bytes": "ARGUMENTS_BAD",
+    "sign_after_bytes_output": "OPERATION_NOT_INITIALIZED",
+    "sign_output_into_read_only_memoryview": "ARGUMENTS_BAD",
     "sign_after_arguments_bad": "OPERATION_NOT_INITIALIZED",
     "sign_into_buffer": 64,
     "sign_after_success": "OPERATION_NOT_INITIALIZED",

@@ -170,6 +170,24 @@ print(json.dumps(R))
     assert not path.exists()
 
 
+def test_record_damaged_while_running_is_detected_on_use(unix_fw) -> None:
+    res = last_json(unix_fw.run(SETUP + """
+k = ec_key(b"key")
+path = pkcs11.config.token_dir() + "/%08x.obj" % k
+data = bytearray(open(path, "rb").read())
+data[len(data) // 2] ^= 0x40
+open(path, "wb").write(data)
+R = {"label_from_ram_index": p11.C_GetAttributeValue(h, k, [CKA_LABEL])[0].decode()}
+R["sign_init"] = ckr(p11.C_SignInit, h, CKM_ECDSA, k)
+R["corrupted"] = p11.corrupted_objects()
+R["label_now"] = ckr(p11.C_GetAttributeValue, h, k, [CKA_LABEL])
+print(json.dumps(R))
+"""))
+    assert res["label_from_ram_index"] == "key"
+    assert res["sign_init"] == "DEVICE_ERROR" and res["label_now"] == "DEVICE_ERROR"
+    assert res["corrupted"] == [[1, "integrity check failed"]]
+
+
 def test_power_cut_between_temp_write_and_rename(unix_fw) -> None:
     """store.fault simulates the power failing at a point of a replace (SystemExit
     skips every cleanup, like a reset would); the next boot sees old or new."""

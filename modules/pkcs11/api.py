@@ -235,7 +235,10 @@ class FunctionList:
         if not isinstance(types, (list, tuple)):
             raise error(_CKR_ARGUMENTS_BAD, "give a list of attribute types")
         o = t.obj(obj)
-        values, rv = objects.read(t.attrs(o), types)
+        # the RAM index answers the common questions (class, label, id, key
+        # type) without reading the record from flash
+        a = o.attrs if o.owner or objects.index_covers(types) else t.attrs(o)
+        values, rv = objects.read(a, types)
         if rv:
             raise error(rv, values=values)
         return values
@@ -310,7 +313,10 @@ class FunctionList:
         r = compute()
         if out is None:
             return r
-        out[:n] = r
+        try:
+            out[:n] = r
+        except TypeError:
+            raise error(_CKR_ARGUMENTS_BAD, "out is read-only")
         return n
 
     def _single(self, h, kind):

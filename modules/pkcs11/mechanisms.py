@@ -55,6 +55,7 @@ _CKF_EC_F_P = const(0x100000)
 _CKF_EC_NAMEDCURVE = const(0x800000)
 _CKF_EC_UNCOMPRESS = const(0x1000000)
 _CKR_ARGUMENTS_BAD = const(0x7)
+_CKR_HOST_MEMORY = const(0x2)
 _CKR_FUNCTION_FAILED = const(0x6)
 _CKR_DATA_LEN_RANGE = const(0x21)
 _CKR_KEY_SIZE_RANGE = const(0x62)
@@ -243,7 +244,10 @@ class Operation:
             if self.scheme == _PKCS1:
                 return crypto.rsa_sign_pkcs1(self.key, x)
             return crypto.rsa_sign_pss(self.key, x, _HASHES[self.hi][0], self.salt)
-        except ValueError:
+        except MemoryError:
+            raise error(_CKR_HOST_MEMORY, "not enough RAM to sign")
+        except Exception:
+            # the backend's message is not passed on: it is about key material
             raise error(_CKR_FUNCTION_FAILED, "the signature could not be made")
 
     def verify(self, data, sig):
@@ -260,7 +264,9 @@ class Operation:
                 ok = crypto.rsa_verify_pkcs1(key[0], key[1], x, sig)
             else:
                 ok = crypto.rsa_verify_pss(key[0], key[1], x, _HASHES[self.hi][0], self.salt, sig)
-        except ValueError:
+        except MemoryError:
+            raise error(_CKR_HOST_MEMORY, "not enough RAM to verify")
+        except Exception:
             ok = False
         if not ok:
             raise error(_CKR_SIGNATURE_INVALID)

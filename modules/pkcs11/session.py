@@ -438,7 +438,7 @@ class Token:
         if fails >= config.get("max_pin_failures"):
             raise error(_CKR_PIN_LOCKED)
         rec = m[field]
-        ok = crypto.equal(self._hash_pin(pin, rec[:16], m[iter_field]), rec[16:])
+        ok = crypto.equal(self._hash_pin(pin, rec[:16], m.get(iter_field, 1000)), rec[16:])
         if ok and not fails:
             return
         new = dict(m)
