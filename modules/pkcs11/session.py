@@ -47,11 +47,9 @@ _CKF_USER_PIN_LOCKED = const(0x40000)
 _CKF_SO_PIN_COUNT_LOW = const(0x100000)
 _CKF_SO_PIN_FINAL_TRY = const(0x200000)
 _CKF_SO_PIN_LOCKED = const(0x400000)
-_CKA_CLASS = const(0x0)
 _CKA_TOKEN = const(0x1)
 _CKA_PRIVATE = const(0x2)
 _CKA_DESTROYABLE = const(0x172)
-_CKR_GENERAL_ERROR = const(0x5)
 _CKR_ACTION_PROHIBITED = const(0x1B)
 _CKR_DEVICE_ERROR = const(0x30)
 _CKR_DEVICE_MEMORY = const(0x31)
@@ -122,28 +120,22 @@ class Session:
         return "<pkcs11 session %d>" % self.handle
 
 
-class _NoLock:
-    def __enter__(self):
-        return self
+try:
+    from _thread import allocate_lock as _new_lock
 
-    def __exit__(self, *exc):
-        pass
+    def _locked(method):
+        """Serialize the token-state changes between threads (one lock per Token)."""
+        def locked(self, *args):
+            with self._lock:
+                return method(self, *args)
+        return locked
+except ImportError:
+    # no threads on this firmware: nothing to serialize, no wrappers to pay for
+    def _new_lock():
+        return None
 
-
-def _new_lock():
-    try:
-        import _thread
-        return _thread.allocate_lock()
-    except ImportError:
-        return _NoLock()
-
-
-def _locked(method):
-    """Serialize the token-state changes between threads (one lock per Token)."""
-    def locked(self, *args):
-        with self._lock:
-            return method(self, *args)
-    return locked
+    def _locked(method):
+        return method
 
 
 def _pin_bytes(pin):
