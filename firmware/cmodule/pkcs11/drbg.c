@@ -74,6 +74,14 @@ int pkcs11_rng(void *unused, unsigned char *out, size_t len) {
     return ret;
 }
 
+// p256-m draws its random numbers through p256_generate_random (named
+// pkcs11_p256m_generate_random here, see p256m_names.h). mbedTLS 3.6's copy
+// defines it on psa_generate_random, which p256m.c routes to pkcs11_rng;
+// this weak definition serves copies that leave it to the integrator.
+MP_WEAK int pkcs11_p256m_generate_random(uint8_t *output, unsigned output_size) {
+    return pkcs11_rng(NULL, output, output_size) == 0 ? 0 : -1;
+}
+
 // random_bytes(n) -> bytes of length n from the DRBG.
 static mp_obj_t pkcs11_random_bytes(mp_obj_t n_in) {
     mp_int_t n = mp_obj_get_int(n_in);

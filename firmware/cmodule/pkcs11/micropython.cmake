@@ -15,10 +15,12 @@ target_sources(usermod_pkcs11 INTERFACE
     ${CMAKE_CURRENT_LIST_DIR}/p256m.c
 )
 
-# p256m.c #includes p256-m.c from an mbedTLS tree (mbedTLS >= 3.6 ships it in
-# 3rdparty/p256-m); nothing is copied into this repository. Prefer the copy
-# inside ESP-IDF's own mbedTLS, which matches the headers this port compiles
-# against; fall back to MicroPython's lib/mbedtls.
+# p256m.c #includes p256-m.c from an mbedTLS tree (mbedTLS ships it in
+# 3rdparty/p256-m since 3.5); nothing is copied into this repository. Prefer
+# MicroPython's lib/mbedtls (the mbedTLS 3.6 the unix and qemu builds use, so
+# every port runs the same, tested p256-m; it needs only
+# mbedtls_platform_zeroize and the PSA type names from the headers), else
+# the copy inside ESP-IDF's mbedTLS.
 # Duplicate symbols cannot happen even when IDF links its own p256-m (its
 # PSA driver, MBEDTLS_PSA_P256M_DRIVER_ENABLED): p256m_names.h gives our
 # copy's public functions _pkcs11 names, and p256m.c supplies its random
@@ -29,8 +31,8 @@ else()
     set(PKCS11_IDF_PATH $ENV{IDF_PATH})
 endif()
 set(PKCS11_P256M_CANDIDATES
-    ${PKCS11_IDF_PATH}/components/mbedtls/mbedtls/3rdparty/p256-m/p256-m
     ${MICROPY_DIR}/lib/mbedtls/3rdparty/p256-m/p256-m
+    ${PKCS11_IDF_PATH}/components/mbedtls/mbedtls/3rdparty/p256-m/p256-m
 )
 unset(PKCS11_P256M_DIR)
 foreach(dir ${PKCS11_P256M_CANDIDATES})
@@ -39,7 +41,7 @@ foreach(dir ${PKCS11_P256M_CANDIDATES})
     endif()
 endforeach()
 if(NOT PKCS11_P256M_DIR)
-    message(FATAL_ERROR "_pkcs11: p256-m.c not found in: ${PKCS11_P256M_CANDIDATES} (it ships with mbedTLS 3.6)")
+    message(FATAL_ERROR "_pkcs11: p256-m.c not found in: ${PKCS11_P256M_CANDIDATES} (it ships with mbedTLS >= 3.5)")
 endif()
 message(STATUS "_pkcs11: p256-m from ${PKCS11_P256M_DIR}")
 

@@ -324,8 +324,12 @@ static void private_key_job(parse_job_t *job, const uint8_t *data, size_t len) {
         uint8_t q[65];
         uint8_t q_derived[65];
         ec_point(&job->pk, q, what);
-        size_t olen = 0;
+        size_t olen = sizeof(job->d);
+        #if MBEDTLS_VERSION_NUMBER >= 0x03060000
         ret = mbedtls_ecp_write_key_ext(mbedtls_pk_ec(job->pk), &olen, job->d, sizeof(job->d));
+        #else
+        ret = mbedtls_ecp_write_key(mbedtls_pk_ec(job->pk), job->d, sizeof(job->d));
+        #endif
         if (ret != 0 || olen != sizeof(job->d)) {
             pkcs11_raise_mbedtls(ret, "EC private key: bad scalar");
         }
