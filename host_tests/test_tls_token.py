@@ -197,14 +197,35 @@ with pkcs11.open_session(user_pin=b"4711") as s:
     assert "still open True" in out
 
 
-def test_alpn_request_is_refused_clearly_without_firmware_support(token_pki, openssl_server,
-                                                                   local_ca, server_cert):
-    """MicroPython 1.25's tls module has no ALPN: asking for it must not silently connect
-    without it (AWS IoT on port 443 would then refuse the client)."""
+ALPN_CONNECT = """
+import p11tls
+s = p11tls.connect("127.0.0.1", {port}, server_hostname="localhost", alpn={alpn!r})
+print("selected", s.selected_alpn_protocol())
+s.write(b"alpn\\n")
+print("reply", s.read(5))
+s.close()
+"""
+
+
+def test_alpn_is_offered_and_the_servers_choice_reported(token_pki, openssl_server, local_ca,
+                                                          server_cert):
+    """AWS IoT on port 443 needs ALPN "x-amzn-mqtt-ca" (firmware/patches/tls-alpn.patch).
+    A server only selects a protocol the client offered, so the selection proves the offer."""
     token_pki.add_identity("device-ec", "ec")
     token_pki.add_root()
-    server = openssl_server(server_cert.cert_path, server_cert.key_path, local_ca.root_path)
+    server = openssl_server(server_cert.cert_path, server_cert.key_path, local_ca.root_path,
+                            extra=("-alpn", "x-amzn-mqtt-ca"))
+    out = token_pki.fw.run(ALPN_CONNECT.format(port=server.port, alpn=["x-amzn-mqtt-ca"]))
+    assert "selected x-amzn-mqtt-ca" in out, out
+    assert "reply b'npla\\n'" in out, out
+
+
+def test_alpn_refused_by_the_server_names_alpn_in_the_hint(token_pki, openssl_server, local_ca,
+                                                            server_cert):
+    token_pki.add_identity("device-ec", "ec")
+    token_pki.add_root()
+    server = openssl_server(server_cert.cert_path, server_cert.key_path, local_ca.root_path,
+                            extra=("-alpn", "other-proto"))
     out = connect(token_pki, server.port, extra=', alpn=["x-amzn-mqtt-ca"]')
-    assert ("error NotImplementedError None ALPN is not available in this firmware's tls module "
-            "(for AWS IoT use port 8883, which needs no ALPN)") in out, out
-    assert "CONNECTION ESTABLISHED" not in server.output
+    assert "error TLSError" in out and "MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE" in out, out
+    assert "none of the ALPN protocols offered (x-amzn-mqtt-ca)" in out, out

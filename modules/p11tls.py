@@ -255,6 +255,8 @@ def wrap_socket(sock, server_hostname, session=None, key_label=KEY_LABEL,
                 for c, hi in _HINTS:
                     if c == code:
                         hint = hi
+                if alpn and code == -0x7780:
+                    hint += " Or does it accept none of the ALPN protocols offered (%s)?" % ", ".join(alpn)
                 raise TLSError(code, name or "MBEDTLS_ERR -0x%04X" % -code, hint,
                                None if name else (a[1] if len(a) > 1 else None))
             raise
