@@ -21,7 +21,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 MPY_LIB_STUB := $(BUILD)/mpylib
 COMMON_MAKE_ARGS := USER_C_MODULES=$(CURDIR)/firmware/cmodule MPY_LIB_DIR=$(MPY_LIB_STUB)
 
-.PHONY: all deps sources unix qemu test test-unix test-qemu demo bench clean help
+.PHONY: all deps sources unix qemu esp32 flash test test-unix test-qemu demo bench clean help
 
 all: unix qemu
 
@@ -30,6 +30,8 @@ help:
 	@echo "make test    build the unix and qemu firmware and run every test"
 	@echo "make unix    build $(UNIX_BIN)"
 	@echo "make qemu    build $(QEMU_ELF)"
+	@echo "make esp32   build the ESP32 firmware (needs ESP-IDF v5.2-v5.4: . \$$IDF_PATH/export.sh)"
+	@echo "make flash PORT=/dev/ttyUSB0   write the ESP32 app partition (the token partition is kept)"
 	@echo "make clean   remove $(BUILD)"
 
 deps: $(BUILD)/.deps-apt $(VENV)/.installed
@@ -73,6 +75,56 @@ qemu: sources $(MPY_DIR)/mpy-cross/build/mpy-cross
 		> $(BUILD)/qemu-build.log 2>&1 \
 		|| { tail -n 30 $(BUILD)/qemu-build.log; echo "[build] qemu firmware failed; full log: $(BUILD)/qemu-build.log"; exit 1; }
 	@arm-none-eabi-size $(QEMU_ELF)
+
+# ESP32 (boards/ESP32_PKCS11): ESP-IDF v5.2-v5.4 must be installed and exported
+# (`. $IDF_PATH/export.sh`). Debian's MicroPython source lacks the berkeley-db and
+# micropython-lib submodules: btree is off and the manifest skips micropython-lib.
+ESP32_BOARD := $(CURDIR)/boards/ESP32_PKCS11
+ESP32_BUILD := $(BUILD)/esp32
+ESP32_CSV := $(ESP32_BOARD)/partitions.csv
+ESPTOOL ?= $(VENV)/bin/esptool
+BAUD ?= 460800
+# Offset and size of a partition, by name, from the board's partition table.
+esp32_part = $(shell awk -F, '$$1 ~ /^[ \t]*$(1)[ \t]*$$/ {gsub(/[ \t]/, "", $$$(2)); print $$$(2)}' $(ESP32_CSV))
+ESP32_IDF_HELP := Install ESP-IDF v5.2, v5.3 or v5.4 (MicroPython 1.25 supports these), \
+then run: . <esp-idf>/export.sh (it sets IDF_PATH and puts idf.py on PATH), then make esp32 again.
+
+esp32:
+	@if [ -z "$(IDF_PATH)" ]; then \
+		echo "[esp32] IDF_PATH is not set: the ESP32 build needs ESP-IDF."; \
+		echo "[esp32] $(ESP32_IDF_HELP)"; exit 2; fi
+	@if [ ! -f "$(IDF_PATH)/tools/cmake/project.cmake" ]; then \
+		echo "[esp32] IDF_PATH=$(IDF_PATH) is not an ESP-IDF tree (no tools/cmake/project.cmake)."; \
+		echo "[esp32] $(ESP32_IDF_HELP)"; exit 2; fi
+	@v=$$(awk '/set\(IDF_VERSION_(MAJOR|MINOR)/ {gsub(/\)/, "", $$2); printf "%s.", $$2}' \
+		"$(IDF_PATH)/tools/cmake/version.cmake" 2>/dev/null); v=$${v%.}; \
+	case "$$v" in 5.2|5.3|5.4) ;; \
+	*) echo "[esp32] ESP-IDF $${v:-of unknown version} at $(IDF_PATH); MicroPython 1.25 needs v5.2, v5.3 or v5.4."; \
+	   echo "[esp32] $(ESP32_IDF_HELP)"; exit 2;; esac
+	@command -v idf.py >/dev/null || { \
+		echo "[esp32] idf.py is not on PATH: run . $(IDF_PATH)/export.sh first."; exit 2; }
+	@$(MAKE) --no-print-directory sources $(MPY_DIR)/mpy-cross/build/mpy-cross BUILD=$(BUILD)
+	@echo "[build] ESP32 firmware (boards/ESP32_PKCS11) -> $(ESP32_BUILD)/micropython.bin"
+	@$(MAKE) -C $(MPY_DIR)/ports/esp32 BOARD_DIR=$(ESP32_BOARD) BUILD=$(ESP32_BUILD) \
+		CMAKE_ARGS="-DUSER_C_MODULES=$(CURDIR)/firmware/cmodule/micropython.cmake -DMICROPY_LIB_DIR=$(MPY_LIB_STUB) -DMICROPY_PY_BTREE=OFF" \
+		> $(BUILD)/esp32-build.log 2>&1 \
+		|| { tail -n 30 $(BUILD)/esp32-build.log; echo "[build] ESP32 firmware failed; full log: $(BUILD)/esp32-build.log"; exit 1; }
+	@echo "[build] app $(ESP32_BUILD)/micropython.bin, full image $(ESP32_BUILD)/firmware.bin (at 0x1000)"
+
+# Writes the app partition only: the token partition (keys, certificates, PINs)
+# and the filesystem are kept. FULL=1 also writes the bootloader and the
+# partition table (first install, or coming from another partition layout);
+# ERASE_TOKEN=1 erases the token partition (every key on it is lost).
+flash: $(VENV)/.installed
+	@if [ -z "$(PORT)" ]; then echo "[flash] usage: make flash PORT=/dev/ttyUSB0 [BAUD=460800] [FULL=1] [ERASE_TOKEN=1]"; exit 2; fi
+	@test -f $(ESP32_BUILD)/micropython.bin || { echo "[flash] $(ESP32_BUILD)/micropython.bin is missing: run make esp32 first"; exit 1; }
+	@size=$$(stat -c %s $(ESP32_BUILD)/micropython.bin); max=$$(( $(call esp32_part,factory,5) )); \
+	if [ $$size -gt $$max ]; then echo "[flash] micropython.bin ($$size bytes) does not fit the app partition ($$max bytes)"; exit 1; fi
+	@echo "[flash] app -> $(call esp32_part,factory,4) on $(PORT); token partition at $(call esp32_part,token,4) $(if $(ERASE_TOKEN),ERASED (ERASE_TOKEN=1),kept)"
+	@$(ESPTOOL) --chip esp32 --port $(PORT) --baud $(BAUD) write-flash \
+		$(if $(FULL),0x1000 $(ESP32_BUILD)/bootloader/bootloader.bin 0x8000 $(ESP32_BUILD)/partition_table/partition-table.bin) \
+		$(call esp32_part,factory,4) $(ESP32_BUILD)/micropython.bin
+	$(if $(ERASE_TOKEN),@$(ESPTOOL) --chip esp32 --port $(PORT) --baud $(BAUD) erase-region $(call esp32_part,token,4) $(call esp32_part,token,5))
 
 test: deps unix qemu
 	@BUILD=$(BUILD) $(PY) -m pytest -q host_tests $(PYTEST_ARGS)
