@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -68,15 +69,28 @@ class CModule:
         self.fw = fw
         self.work_dir: Path = fw.work_dir
 
-    def run(self, code: str) -> Any:
-        import textwrap
+    @staticmethod
+    def script(code: str) -> str:
+        return _PRELUDE + textwrap.dedent(code) + _EPILOGUE
 
-        script = _PRELUDE + textwrap.dedent(code) + _EPILOGUE
-        stdout = self.fw.run(script)
+    @staticmethod
+    def result(stdout: str) -> Any:
         for line in stdout.splitlines():
             if line.startswith("@@OUT@@"):
                 return _decode(json.loads(line[len("@@OUT@@"):]))
         raise AssertionError(f"no result line in firmware output:\n{stdout}")
+
+    def run(self, code: str) -> Any:
+        """Run code on the unix firmware (cwd = work_dir)."""
+        return self.result(self.fw.run(self.script(code)))
+
+    def run_on_board(self, board: Any, code: str, files: tuple[str, ...] = (), timeout: float = 600) -> Any:
+        """Run code on a QemuBoard, after copying `files` from work_dir to its flash."""
+        for name in files:
+            board.cp_to(self.work_dir / name, name)
+        path = self.work_dir / "board_snippet.py"
+        path.write_text(self.script(code))
+        return self.result(board.run_file(path, timeout=timeout))
 
     def openssl(self, *args: str, input: bytes | None = None) -> bytes:
         """Run openssl in work_dir; return stdout."""
