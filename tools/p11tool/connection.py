@@ -1,0 +1,277 @@
+"""Talking to a board: mpremote's SerialTransport, plus launchers for this
+repository's unix firmware (through a pty made by socat) and qemu board
+(host_tests/harness/qemu.py)."""
+
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from .device import MARK
+from .errors import Exit, ToolError
+
+REPO = Path(__file__).resolve().parents[2]
+Progress = Callable[[str], None]
+
+
+def default_build() -> Path:
+    return Path(os.environ.get("BUILD", REPO / "build")).resolve()
+
+
+class DeviceFailure(Exception):
+    """The device script reported an exception: (type name, CKR value or None, text)."""
+
+    def __init__(self, kind: str, rv: int | None, text: str) -> None:
+        super().__init__(text)
+        self.kind = kind
+        self.rv = rv
+        self.text = text
+
+
+class Board:
+    """A connected board in raw REPL mode; `run()` executes one device script."""
+
+    def __init__(self, transport: Any, name: str, timeout: float) -> None:
+        self.transport = transport
+        self.name = name
+        self.timeout = timeout
+
+    def run(self, code: str, progress: Progress | None = None) -> Any:
+        """Run a script from p11tool.device; return its result (the R line).
+        Raises DeviceFailure for an E line, ToolError for transport trouble."""
+        from mpremote.transport import TransportError
+
+        lines: list[str] = []
+        pending = bytearray()
+
+        def consume(b: bytes) -> None:
+            pending.extend(b)
+            if b == b"\n":
+                line = pending.decode("utf-8", "replace").rstrip("\r\n")
+                pending.clear()
+                if line.startswith(MARK + "P") and progress is not None:
+                    try:
+                        progress(str(ast.literal_eval(line[len(MARK) + 1:])))
+                    except (ValueError, SyntaxError):
+                        pass
+                lines.append(line)
+
+        t = self.transport
+        try:
+            t.exec_raw_no_follow(code)
+            t.read_until(1, b"\x04", timeout=self.timeout, data_consumer=consume)
+            if pending.endswith(b"\x04"):
+                pending.pop()
+                lines.append(pending.decode("utf-8", "replace"))
+            else:
+                raise ToolError(Exit.CONNECTION, f"{self.name}: no answer within {self.timeout:g} s "
+                                "(the board is busy or hung; reset it, or raise --timeout)")
+            err = t.read_until(1, b"\x04", timeout=self.timeout)
+        except TransportError as e:
+            raise ToolError(Exit.CONNECTION, f"{self.name}: {e}") from None
+        except OSError as e:
+            raise ToolError(Exit.CONNECTION, f"{self.name}: connection lost ({e})") from None
+        err = err[:-1] if err.endswith(b"\x04") else err
+        if err.strip():
+            last = err.decode("utf-8", "replace").strip().splitlines()[-1]
+            if "MemoryError" in last:
+                raise ToolError(Exit.DEVICE, f"{self.name}: the board ran out of memory ({last}); "
+                                "reset it and try again")
+            raise ToolError(Exit.DEVICE, f"{self.name}: the device script failed: {last}")
+        result = None
+        for line in lines:
+            for tag in ("R", "E"):
+                if line.startswith(MARK + tag):
+                    try:
+                        value = ast.literal_eval(line[len(MARK) + 1:])
+                    except (ValueError, SyntaxError):
+                        raise ToolError(Exit.DEVICE, f"{self.name}: garbled answer from the board") from None
+                    if tag == "E":
+                        kind, rv, text = value
+                        raise DeviceFailure(kind, rv, text)
+                    result = value
+        if result is None:
+            raise ToolError(Exit.DEVICE, f"{self.name}: the board gave no answer "
+                            "(is this the project's firmware?)")
+        return result
+
+
+# -- connecting -----------------------------------------------------------------
+
+
+class Connection:
+    """Context manager: opens the board (starting an emulator if asked), yields a Board."""
+
+    def __init__(self, *, device: str = "auto", unix: bool = False, qemu: bool = False,
+                 firmware: str | None = None, token_dir: str | None = None,
+                 elf: str | None = None, flash: str | None = None, timeout: float = 60,
+                 say: Progress | None = None) -> None:
+        self.device = device
+        self.unix = unix
+        self.qemu = qemu
+        self.firmware = firmware
+        self.token_dir = token_dir
+        self.elf = elf
+        self.flash = flash
+        self.timeout = timeout
+        self.say = say or (lambda s: None)
+        self._stops: list[Callable[[], None]] = []
+        self.transport: Any = None
+
+    def __enter__(self) -> Board:
+        try:
+            if self.unix:
+                path, name = self._start_unix()
+            elif self.qemu:
+                path, name = self._start_qemu()
+            else:
+                path, name = self._find_serial(), None
+            return self._open(path, name or path)
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        t, self.transport = self.transport, None
+        if t is not None:
+            try:
+                t.exit_raw_repl()
+            except Exception:
+                pass
+            try:
+                t.close()
+            except Exception:
+                pass
+        while self._stops:
+            try:
+                self._stops.pop()()
+            except Exception:
+                pass
+
+    # -- serial ports ---------------------------------------------------------
+
+    def _find_serial(self) -> str:
+        if self.device != "auto":
+            dev = self.device[5:] if self.device.startswith("port:") else self.device
+            return dev
+        import serial.tools.list_ports
+
+        ports = [p for p in sorted(serial.tools.list_ports.comports())
+                 if p.vid is not None and p.pid is not None]
+        if not ports:
+            raise ToolError(Exit.CONNECTION, "no USB serial device found: plug the board in, or give "
+                            "--device PORT (or --unix / --qemu for this repository's firmware)")
+        if len(ports) > 1:
+            self.say(f"several serial devices; using {ports[0].device} "
+                     f"(others: {', '.join(p.device for p in ports[1:])})")
+        return ports[0].device
+
+    def _open(self, path: str, name: str) -> Board:
+        from mpremote.transport import TransportError
+        from mpremote.transport_serial import SerialTransport
+
+        self.say(f"connecting to {name}")
+        try:
+            self.transport = SerialTransport(path, baudrate=115200)
+        except TransportError as e:
+            msg = str(e)
+            if msg.startswith("failed to access"):
+                msg += " (no such port, no permission, or in use by another program)"
+            raise ToolError(Exit.CONNECTION, msg) from None
+        except OSError as e:
+            raise ToolError(Exit.CONNECTION, f"cannot open {path}: {e}") from None
+        try:
+            self.transport.enter_raw_repl(soft_reset=True, timeout_overall=max(10.0, self.timeout / 3))
+        except (TransportError, OSError) as e:
+            raise ToolError(Exit.CONNECTION, f"{name}: no MicroPython raw REPL ({e}): is a "
+                            "MicroPython board on that port, and no program holding it?") from None
+        return Board(self.transport, name, self.timeout)
+
+    # -- this repository's unix firmware on a pty -------------------------------
+
+    def _start_unix(self) -> tuple[str, str]:
+        binary = Path(self.firmware) if self.firmware else default_build() / "unix" / "micropython"
+        if not binary.exists():
+            raise ToolError(Exit.CONNECTION, f"{binary} is missing: run `make unix` (or give --firmware)")
+        socat = shutil.which("socat")
+        if socat is None:
+            raise ToolError(Exit.CONNECTION, "--unix needs socat (Debian: apt install socat)")
+        if any(c in str(binary) for c in " ,:!'\""):
+            raise ToolError(Exit.CONNECTION, f"the firmware path {binary} has characters socat cannot pass")
+        work = Path(tempfile.mkdtemp(prefix="p11tool-unix-"))
+        self._stops.append(lambda: shutil.rmtree(work, ignore_errors=True))
+        env = dict(os.environ)
+        env["MICROPYPATH"] = ".frozen"
+        if self.token_dir:
+            tdir = Path(self.token_dir).resolve()
+            tdir.mkdir(parents=True, exist_ok=True)
+            env["PKCS11_TOKEN_DIR"] = str(tdir)
+        else:
+            env.pop("PKCS11_TOKEN_DIR", None)
+        pty = work / "pty"
+        proc = subprocess.Popen(
+            [socat, f"PTY,link={pty},raw,echo=0",
+             f"EXEC:{binary.resolve()} -X heapsize=8M,pty,raw,echo=0,setsid,ctty"],
+            env=env, cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE)
+
+        def stop() -> None:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            if proc.stderr:
+                proc.stderr.close()
+
+        self._stops.append(stop)
+        end = time.monotonic() + 10
+        while not pty.exists():
+            if proc.poll() is not None or time.monotonic() > end:
+                err = proc.stderr.read().decode(errors="replace") if proc.stderr and proc.poll() is not None else ""
+                raise ToolError(Exit.CONNECTION, f"could not start the unix firmware through socat {err}".strip())
+            time.sleep(0.02)
+        where = f"unix firmware ({env.get('PKCS11_TOKEN_DIR', 'its default token directory')})"
+        return str(pty), where
+
+    # -- this repository's qemu board ------------------------------------------
+
+    def _start_qemu(self) -> tuple[str, str]:
+        launcher = REPO / "host_tests" / "harness" / "qemu.py"
+        if not launcher.exists():
+            raise ToolError(Exit.CONNECTION, f"--qemu needs this project's source tree ({launcher} is missing)")
+        if shutil.which("qemu-system-arm") is None or shutil.which("socat") is None:
+            raise ToolError(Exit.CONNECTION, "--qemu needs qemu-system-arm and socat (make deps)")
+        sys.path.insert(0, str(launcher.parents[1]))
+        try:
+            from harness.qemu import QemuBoard, QemuError  # type: ignore[import-not-found]
+        finally:
+            sys.path.pop(0)
+        elf = Path(self.elf) if self.elf else default_build() / "qemu" / "firmware.elf"
+        if not elf.exists():
+            raise ToolError(Exit.CONNECTION, f"{elf} is missing: run `make qemu` (or give --elf)")
+        flash = Path(self.flash) if self.flash else default_build() / "p11tool-qemu" / "flash.img"
+        flash = flash.resolve()
+        flash.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix="p11tool-qemu-"))
+        self._stops.append(lambda: shutil.rmtree(work, ignore_errors=True))
+        board = QemuBoard(work, elf=elf, flash=flash)
+        self._stops.append(board.stop)
+        self.say(f"starting qemu ({elf.name}, flash image {flash})")
+        try:
+            pty = board.start()
+        except QemuError as e:
+            raise ToolError(Exit.CONNECTION, f"qemu did not start: {e}") from None
+        return str(pty), f"qemu board (flash image {flash})"
