@@ -30,6 +30,7 @@ help:
 	@echo "make test    build the unix and qemu firmware and run every test"
 	@echo "make unix    build $(UNIX_BIN)"
 	@echo "make qemu    build $(QEMU_ELF)"
+	@echo "make bench   C module vs pure Python: speed and heap on unix and qemu"
 	@echo "make esp32   build the ESP32 firmware (needs ESP-IDF v5.2-v5.4: . \$$IDF_PATH/export.sh)"
 	@echo "make flash PORT=/dev/ttyUSB0   write the ESP32 app partition (the token partition is kept)"
 	@echo "make clean   remove $(BUILD)"
@@ -144,6 +145,12 @@ demo: deps unix
 	@$(PY) demo/run.py --firmware $(UNIX_BIN) --workdir $(BUILD)/demo \
 		$(if $(ENDPOINT),--endpoint $(ENDPOINT)) $(if $(THING),--thing $(THING)) \
 		$(if $(TOKEN_DIR),--token-dir $(TOKEN_DIR))
+
+# Speed and heap of the crypto and token calls, C module vs the pure-Python baseline,
+# on the unix firmware (wall time) and the qemu board (instruction counts under -icount);
+# prints a table, writes $(BUILD)/bench/results.{md,json}. See bench/README.md.
+bench: deps unix qemu
+	@BUILD=$(BUILD) $(PY) bench/bench.py --out $(BUILD)/bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD)

@@ -1,0 +1,366 @@
+"""`make bench`: speed and heap of the token's crypto, C module (_pkcs11) against the
+pure-Python baseline (pkcs11.pure), measured in the same run on
+
+  unix  the unix firmware: wall time, median of N samples (a shared host is noisy);
+  qemu  the MPS2-AN385 (Cortex-M3) board under `qemu-system-arm -icount shift=7,align=off,
+        sleep=off`: every guest instruction advances the emulated clock by 2**7 ns, so the
+        board's TIMER0 (read through time.time_ns()) counts instructions exactly
+        (instructions = ns / 128); shown with the time they would take at the AN385's
+        25 MHz at one instruction per cycle (a lower bound for a real Cortex-M3).
+
+The device side is bench/device_bench.py. Prints one table; writes results.json and
+results.md to --out. See bench/README.md for how to read it.
+
+    python bench/bench.py [--targets unix,qemu] [--tiny] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("BUILD", str(ROOT / "build"))
+for p in (ROOT, ROOT / "host_tests"):
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))
+
+from cryptography.hazmat.primitives import serialization  # noqa: E402
+
+from demo.localca import LocalCA, new_key  # noqa: E402
+from harness.paths import BUILD, QEMU_ELF, UNIX_BIN  # noqa: E402
+
+DEVICE_SCRIPT = Path(__file__).with_name("device_bench.py")
+ICOUNT_SHIFT = 7
+ICOUNT_ARGS = ("-icount", f"shift={ICOUNT_SHIFT},align=off,sleep=off")
+AN385_HZ = 25_000_000
+BACKENDS = ("c", "pure")
+TARGETS = ("unix", "qemu")
+
+# (key, label, kind): kind "time" (ns per call) or "heap" (bytes).
+ROWS: list[tuple[str, str, str]] = [
+    ("ec_keygen", "P-256 keygen", "time"),
+    ("ec_sign", "P-256 ECDSA sign", "time"),
+    ("ec_verify", "P-256 ECDSA verify", "time"),
+    ("rsa_sign", "RSA-2048 PKCS#1 v1.5 sign", "time"),
+    ("rsa_verify", "RSA-2048 PKCS#1 v1.5 verify", "time"),
+    ("pss_sign", "RSA-2048 PSS sign (SHA-256)", "time"),
+    ("sha256_1k", "SHA-256 of 1 KB", "time"),
+    ("sha384_1k", "SHA-384 of 1 KB", "time"),
+    ("tok_sign_ec", "token C_SignInit+C_Sign EC", "time"),
+    ("tok_sign_rsa", "token C_SignInit+C_Sign RSA", "time"),
+    ("tok_find", "token C_FindObjects by label", "time"),
+    ("tok_create_cert", "token C_CreateObject cert (flash)", "time"),
+    ("tls_ec", "TLS handshake via token, EC", "time"),
+    ("tls_rsa", "TLS handshake via token, RSA", "time"),
+    ("tls_ec_nodelay", "TLS handshake, EC, TCP_NODELAY", "time"),
+    ("heap_import", "heap: import pkcs11", "heap"),
+    ("heap_initialize", "heap: C_GetFunctionList+C_Initialize", "heap"),
+    ("heap_session", "heap: C_OpenSession", "heap"),
+    ("heap_first_sign_ec", "heap: first C_Sign EC, retained", "heap"),
+    ("heap_first_sign_rsa", "heap: first C_Sign RSA, retained", "heap"),
+    ("heap_alloc_sign_ec", "heap: one C_Sign EC, allocated", "heap"),
+    ("heap_alloc_sign_rsa", "heap: one C_Sign RSA, allocated", "heap"),
+]
+UNIX_ONLY = {"tls_ec", "tls_rsa", "tls_ec_nodelay"}
+
+# Samples per (target, backend) for each timed op; a warm-up call comes first.
+# Instruction counts on qemu are deterministic except where a random nonce or
+# blinding value changes the work (ECDSA, RSA blinding), so few samples do there.
+_SLOW_PURE = {"ec_keygen", "ec_sign", "ec_verify", "rsa_sign", "pss_sign", "tok_sign_ec",
+              "tok_sign_rsa", "tls_ec", "tls_rsa", "tls_ec_nodelay"}
+
+
+def plan(target: str, tiny: bool) -> dict[str, dict[str, int]]:
+    runs: dict[str, dict[str, int]] = {}
+    for key, _, kind in ROWS:
+        if kind != "time" or (target != "unix" and key in UNIX_ONLY):
+            continue
+        if tiny:
+            runs[key] = {"c": 1, "pure": 1}
+        elif target == "unix":
+            runs[key] = {"c": 11 if key.startswith("tls") else 21,
+                         "pure": 7 if key in _SLOW_PURE else 21}
+        else:
+            runs[key] = {"c": 5, "pure": 3}
+    return runs
+
+
+# -- inputs -------------------------------------------------------------------
+
+def make_pki(directory: Path) -> tuple[LocalCA, dict[str, bytes]]:
+    """Throwaway bench identities: key PEMs (handed to the device, which deletes them)
+    and certificates. The CA's copies of client keys are removed at once."""
+    ca = LocalCA(directory / "ca", name="Bench Root CA")
+    files: dict[str, bytes] = {"bench_root.der": ca.root_der}
+    for kind in ("ec", "rsa"):
+        key = new_key(kind)
+        issued = ca.certify(key, f"bench-{kind}")
+        if issued.key_path is not None:
+            issued.key_path.unlink()
+        files[f"bench_{kind}.pem"] = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption())
+        files[f"bench_{kind}.der"] = issued.cert_der
+    return ca, files
+
+
+def device_code(phase: str, backends: tuple[str, ...], runs: dict, qemu: bool,
+                tls_port: int | None = None) -> str:
+    head = (f"PHASE = {phase!r}\nBACKENDS = {backends!r}\nRUNS = {runs!r}\n"
+            f"QEMU = {qemu!r}\nTLS_PORT = {tls_port!r}\n")
+    return head + DEVICE_SCRIPT.read_text()
+
+
+def parse(out: str, where: str) -> list[dict[str, Any]]:
+    lines = out.replace("\r", "").splitlines()
+    if "@B done" not in lines:
+        raise RuntimeError(f"{where}: the device script did not finish; output:\n{out[-3000:]}")
+    return [json.loads(line[3:]) for line in lines if line.startswith("@B {")]
+
+
+# -- targets ------------------------------------------------------------------
+
+def run_unix(out: Path, files: dict[str, bytes], ca: LocalCA, tiny: bool,
+             log) -> list[dict[str, Any]]:
+    from harness.tls_servers import OpenSSLServer
+
+    if not UNIX_BIN.exists():
+        raise SystemExit(f"{UNIX_BIN} is missing: run `make unix` first")
+    base = out / "unix"
+    shutil.rmtree(base, ignore_errors=True)
+    work, token = base / "work", base / "token"
+    work.mkdir(parents=True)
+    token.mkdir()
+    for name, data in files.items():
+        (work / name).write_bytes(data)
+    env = dict(os.environ, MICROPYPATH=".frozen", PKCS11_TOKEN_DIR=str(token))
+    runs = plan("unix", tiny)
+
+    def run(name: str, code: str) -> list[dict[str, Any]]:
+        script = work / f"{name}.py"
+        script.write_text(code)
+        t0 = time.monotonic()
+        proc = subprocess.run([str(UNIX_BIN), "-X", "heapsize=8M", str(script)], cwd=work,
+                              env=env, capture_output=True, text=True, timeout=600)
+        log(f"unix {name}: {time.monotonic() - t0:.1f} s")
+        if proc.returncode != 0:
+            raise RuntimeError(f"unix {name} exited {proc.returncode}:\n{proc.stdout[-2000:]}"
+                               f"\n{proc.stderr[-2000:]}")
+        return parse(proc.stdout, f"unix {name}")
+
+    try:
+        results = run("prims", device_code("prims", BACKENDS, runs, False))
+    finally:
+        for name in files:   # normally the device has removed the keys already
+            if name.endswith(".pem"):
+                (work / name).unlink(missing_ok=True)
+    server_cert = ca.issue_server(("localhost", "127.0.0.1"))
+    server = OpenSSLServer(server_cert.cert_path, server_cert.key_path, ca.root_path).start()
+    try:
+        for b in BACKENDS:
+            results += run(f"token_{b}", device_code("token", (b,), runs, False, server.port))
+    finally:
+        server.stop()
+    return results
+
+
+def run_qemu(out: Path, files: dict[str, bytes], tiny: bool, log) -> list[dict[str, Any]]:
+    from harness.qemu import QemuBoard
+
+    if not QEMU_ELF.exists():
+        raise SystemExit(f"{QEMU_ELF} is missing: run `make qemu` first")
+    base = out / "qemu"
+    shutil.rmtree(base, ignore_errors=True)
+    staging = base / "files"
+    staging.mkdir(parents=True)
+    for name, data in files.items():
+        (staging / name).write_bytes(data)
+    runs = plan("qemu", tiny)
+    board = QemuBoard(base / "board", extra_args=ICOUNT_ARGS)
+    board.start()
+    try:
+        t0 = time.monotonic()
+        board.mpremote("fs", "cp", *[str(staging / n) for n in sorted(files)], ":")
+        for name in files:
+            if name.endswith(".pem"):
+                (staging / name).unlink()
+        log(f"qemu copy files: {time.monotonic() - t0:.1f} s")
+
+        def run(name: str, code: str) -> list[dict[str, Any]]:
+            # Each phase on a freshly booted board, not after a soft reset: _pkcs11
+            # keeps its seeded entropy context (memory from the GC heap) across a
+            # soft reset, and the next mbedTLS allocation then corrupts the new
+            # heap (bench/README.md, "Known problem").
+            board.restart()
+            t0 = time.monotonic()
+            text = board.exec(code, timeout=300)
+            log(f"qemu {name}: {time.monotonic() - t0:.1f} s")
+            return parse(text, f"qemu {name}")
+
+        results = run("prims", device_code("prims", BACKENDS, runs, True))
+        for b in BACKENDS:
+            results += run(f"token_{b}", device_code("token", (b,), runs, True))
+    finally:
+        board.stop()
+    return results
+
+
+# -- table --------------------------------------------------------------------
+
+def collect(raw: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """{op: {target: {backend: {"median": x, "samples": [...]} | {"bytes": n, "free": f}}}}"""
+    res: dict[str, dict[str, dict[str, Any]]] = {}
+    for target, items in raw.items():
+        for it in items:
+            cell: dict[str, Any]
+            if "ns" in it:
+                samples = it["ns"]
+                cell = {"samples_ns": samples, "median_ns": statistics.median(samples)}
+                if target == "qemu":
+                    cell["instructions"] = [s / 2 ** ICOUNT_SHIFT for s in samples]
+                    cell["median_instructions"] = cell["median_ns"] / 2 ** ICOUNT_SHIFT
+            else:
+                cell = {"bytes": it["bytes"]}
+                if "free" in it:
+                    cell["free"] = it["free"]
+            res.setdefault(it["op"], {}).setdefault(target, {})[it["backend"]] = cell
+    return res
+
+
+def _si(x: float) -> str:
+    for div, unit in ((1e9, " G"), (1e6, " M"), (1e3, " k")):
+        if x >= div:
+            return f"{x / div:.3g}{unit}"
+    return f"{x:.0f}"
+
+
+def _dur(seconds: float) -> str:
+    if seconds >= 1:
+        return f"{seconds:.2f} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.3g} ms"
+    return f"{seconds * 1e6:.3g} µs"
+
+
+def fmt_cell(target: str, kind: str, cell: dict[str, Any] | None) -> str:
+    if cell is None:
+        return "n/a"
+    if kind == "heap":
+        if cell["bytes"] is None:
+            return f"> {cell.get('free', 0):,} B (all free)"
+        return f"{cell['bytes']:,} B"
+    if target == "unix":
+        return _dur(cell["median_ns"] / 1e9)
+    instr = cell["median_instructions"]
+    return f"{_si(instr)} ≈{_dur(instr / AN385_HZ)}"
+
+
+def ratio(kind: str, cells: dict[str, Any]) -> str:
+    c, p = cells.get("c"), cells.get("pure")
+    if kind != "time" or not c or not p or not c["median_ns"]:
+        return ""
+    return f"{p['median_ns'] / c['median_ns']:.1f}×"
+
+
+def table(res: dict, targets: list[str], runs: dict[str, dict]) -> list[list[str]]:
+    head = ["operation"]
+    for t in targets:
+        head += [f"{t} C", f"{t} pure", "C gain"]
+    head.append("n C/pure")
+    rows = [head]
+    for key, label, kind in ROWS:
+        row = [label]
+        n = []
+        for t in targets:
+            cells = res.get(key, {}).get(t, {})
+            row += [fmt_cell(t, kind, cells.get("c")), fmt_cell(t, kind, cells.get("pure")),
+                    ratio(kind, cells)]
+            r = runs[t].get(key)
+            n.append(f"{r['c']}/{r['pure']}" if r else ("1/1" if kind == "heap" else "-"))
+        row.append(", ".join(n))
+        rows.append(row)
+    return rows
+
+
+def markdown(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+
+    def line(r: list[str]) -> str:
+        cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]
+        return "| " + " | ".join(cells) + " |"
+
+    sep = "|" + "|".join(["-" * (widths[0] + 2)] + ["-" * (w + 1) + ":" for w in widths[1:]]) + "|"
+    return "\n".join([line(rows[0]), sep] + [line(r) for r in rows[1:]])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--targets", default="unix,qemu", help="comma-separated: unix, qemu")
+    ap.add_argument("--tiny", action="store_true", help="one sample per cell (smoke test)")
+    ap.add_argument("--out", default=str(BUILD / "bench"), help="folder for results and scratch")
+    ap.add_argument("--quiet", action="store_true", help="no progress lines")
+    args = ap.parse_args(argv)
+    targets = [t for t in args.targets.split(",") if t]
+    for t in targets:
+        if t not in TARGETS:
+            ap.error(f"unknown target {t!r}")
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+
+    def log(msg: str) -> None:
+        if not args.quiet:
+            print(f"[bench] {msg}", flush=True)
+
+    started = time.monotonic()
+    ca, files = make_pki(out / "pki")
+    raw: dict[str, list[dict[str, Any]]] = {}
+    if "unix" in targets:
+        raw["unix"] = run_unix(out, files, ca, args.tiny, log)
+    if "qemu" in targets:
+        raw["qemu"] = run_qemu(out, files, args.tiny, log)
+    res = collect(raw)
+    runs = {t: plan(t, args.tiny) for t in targets}
+    md = markdown(table(res, targets, runs))
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    try:
+        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True).stdout.strip()
+    except OSError:
+        commit = ""
+    cmd = "python bench/bench.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    legend = ["unix: wall time per call, median of n (a shared host: expect some noise)."]
+    if "qemu" in targets:
+        legend.append(f"qemu: guest instructions per call, median of n, counted exactly by "
+                      f"-icount shift={ICOUNT_SHIFT}; ≈ its time at the AN385's 25 MHz, one "
+                      "instruction per cycle (a real Cortex-M3 needs more cycles).")
+    legend += ["C gain: pure-Python time / C time (same firmware, same run).",
+               "heap: gc.mem_alloc() deltas; 'retained' after gc.collect(), 'allocated' with "
+               "the collector off ('all free': more than the whole free heap).",
+               f"n C/pure: samples per cell ({', '.join(targets)}); heap rows: one measurement."]
+    notes = (f"{date} · commit {commit or '?'} · {platform.machine()}, {os.cpu_count()} CPUs · "
+             f"`{cmd.strip()}`\n" + "\n".join("- " + x for x in legend))
+    print(md)
+    print(notes)
+    (out / "results.md").write_text(md + "\n\n" + notes + "\n")
+    (out / "results.json").write_text(json.dumps(
+        {"date": date, "commit": commit, "command": cmd, "icount_shift": ICOUNT_SHIFT,
+         "runs": runs, "results": res,
+         "rows": [{"op": k, "label": label, "kind": kind} for k, label, kind in ROWS]},
+        indent=1))
+    log(f"wrote {out / 'results.md'} and results.json ({time.monotonic() - started:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
