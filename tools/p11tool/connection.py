@@ -5,6 +5,8 @@ repository's unix firmware (through a pty made by socat) and qemu board
 from __future__ import annotations
 
 import ast
+import contextlib
+import io
 import os
 import shutil
 import subprocess
@@ -190,8 +192,14 @@ class Connection:
             raise ToolError(Exit.CONNECTION, msg) from None
         except OSError as e:
             raise ToolError(Exit.CONNECTION, f"cannot open {path}: {e}") from None
+        # mpremote reads a /dev/pts/N device with blocking reads, which never
+        # time out on a silent pty; poll it like any other serial port instead.
+        self.transport.is_pty = False
         try:
-            self.transport.enter_raw_repl(soft_reset=True, timeout_overall=max(10.0, self.timeout / 3))
+            # mpremote prints what it got when the raw REPL does not answer: keep
+            # that off stdout (it may carry --json output).
+            with contextlib.redirect_stdout(io.StringIO()):
+                self.transport.enter_raw_repl(soft_reset=True, timeout_overall=max(10.0, self.timeout / 3))
         except (TransportError, OSError) as e:
             raise ToolError(Exit.CONNECTION, f"{name}: no MicroPython raw REPL ({e}): is a "
                             "MicroPython board on that port, and no program holding it?") from None

@@ -119,6 +119,15 @@ def _main():
                     v = _get(s, o, [0x11])[0x11]
                     a["size"] = len(v) if v is not None else None
                     v = None
+                elif a[0x100] == 0 and not a[0x121]:
+                    m = _get(s, o, [0x120])[0x120]
+                    if m:
+                        b = m[0]
+                        n = 0
+                        while b:
+                            n += 1
+                            b >>= 1
+                        a[0x121] = (len(m) - 1) * 8 + n
                 out.append((o, a))
             except Exception as e:
                 out.append((o, {"error": str(e)}))
