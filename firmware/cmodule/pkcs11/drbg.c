@@ -1,13 +1,18 @@
 // _pkcs11 random numbers: random_bytes and the module's CTR_DRBG.
 //
 // One mbedTLS CTR_DRBG (AES-256), seeded on first use through
-// mbedtls_entropy_func, the same way extmod/modtls_mbedtls.c seeds its own:
+// mbedtls_entropy_func, as extmod/modtls_mbedtls.c seeds its own:
 // the sources are whatever the port's mbedTLS configuration registers, i.e.
 // the OS (getrandom / /dev/urandom) on unix and the port's
 // mbedtls_hardware_poll on bare-metal ports (qemu: host entropy through
 // semihosting; esp32: the hardware RNG). With no strong source the seed
 // fails and every caller raises OSError: there is no weak fallback.
 // mbedTLS reseeds the DRBG from the same sources every 10000 requests.
+//
+// The entropy context lives only for one seed or reseed: mbedTLS allocates its
+// hash state on the MicroPython heap on bare-metal ports, and a context kept in
+// a C static across a soft reset would point into a heap that has been wiped
+// (the tracked-allocation list then corrupts whatever object sits there now).
 #include "py/runtime.h"
 #include "py/mpthread.h"
 #include "mbedtls/ctr_drbg.h"
@@ -15,7 +20,6 @@
 #include "mbedtls/platform_util.h"
 #include "modpkcs11.h"
 
-static mbedtls_entropy_context pkcs11_entropy;
 static mbedtls_ctr_drbg_context pkcs11_drbg;
 static bool pkcs11_drbg_seeded;
 
@@ -42,15 +46,29 @@ void pkcs11_drbg_init(void) {
 #define DRBG_UNLOCK()
 #endif
 
+// The DRBG's entropy callback: a fresh entropy context for each call.
+static int pkcs11_entropy_source(void *unused, unsigned char *out, size_t len) {
+    (void)unused;
+    mbedtls_entropy_context entropy;
+    mbedtls_entropy_init(&entropy);
+    int ret = 0;
+    while (ret == 0 && len > 0) {
+        size_t chunk = len < MBEDTLS_ENTROPY_BLOCK_SIZE ? len : MBEDTLS_ENTROPY_BLOCK_SIZE;
+        ret = mbedtls_entropy_func(&entropy, out, chunk);
+        out += chunk;
+        len -= chunk;
+    }
+    mbedtls_entropy_free(&entropy);
+    return ret;
+}
+
 static int pkcs11_drbg_seed(void) {
     static const unsigned char personalisation[] = "MicroPython _pkcs11 token DRBG";
-    mbedtls_entropy_init(&pkcs11_entropy);
     mbedtls_ctr_drbg_init(&pkcs11_drbg);
-    int ret = mbedtls_ctr_drbg_seed(&pkcs11_drbg, mbedtls_entropy_func, &pkcs11_entropy,
+    int ret = mbedtls_ctr_drbg_seed(&pkcs11_drbg, pkcs11_entropy_source, NULL,
         personalisation, sizeof(personalisation) - 1);
     if (ret != 0) {
         mbedtls_ctr_drbg_free(&pkcs11_drbg);
-        mbedtls_entropy_free(&pkcs11_entropy);
         return ret;
     }
     pkcs11_drbg_seeded = true;
