@@ -195,15 +195,34 @@ class Connection:
         # mpremote reads a /dev/pts/N device with blocking reads, which never
         # time out on a silent pty; poll it like any other serial port instead.
         self.transport.is_pty = False
+        if self.unix:
+            self._wake_unix(name)
         try:
             # mpremote prints what it got when the raw REPL does not answer: keep
             # that off stdout (it may carry --json output).
-            with contextlib.redirect_stdout(io.StringIO()):
+            seen = io.StringIO()
+            with contextlib.redirect_stdout(seen):
                 self.transport.enter_raw_repl(soft_reset=True, timeout_overall=max(10.0, self.timeout / 3))
         except (TransportError, OSError) as e:
+            got = seen.getvalue().strip()[-300:]
             raise ToolError(Exit.CONNECTION, f"{name}: no MicroPython raw REPL ({e}): is a "
-                            "MicroPython board on that port, and no program holding it?") from None
+                            "MicroPython board on that port, and no program holding it?"
+                            + (f" The board said: {got}" if got else "")) from None
         return Board(self.transport, name, self.timeout)
+
+    def _wake_unix(self, name: str) -> None:
+        """The unix firmware discards input that arrives before its REPL has put
+        the terminal in raw mode (TCSAFLUSH), and its banner may be gone before
+        the pty is opened: knock (Ctrl-A) until the raw REPL answers."""
+        t = self.transport
+        end = time.monotonic() + 20
+        while time.monotonic() < end:
+            t.serial.write(b"\r\x01")
+            if t.read_until(1, b"raw REPL; CTRL-B to exit\r\n>", timeout=0.5, timeout_overall=0.5) \
+                    .endswith(b"raw REPL; CTRL-B to exit\r\n>"):
+                return
+        raise ToolError(Exit.CONNECTION, f"{name}: the unix firmware does not answer (is it built "
+                        "with the raw REPL patch?)")
 
     # -- this repository's unix firmware on a pty -------------------------------
 
