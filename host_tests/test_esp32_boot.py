@@ -5,6 +5,7 @@ over a 4 MiB flash image, the token's objects kept across remounts."""
 from __future__ import annotations
 
 import ast
+import sys
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
@@ -174,3 +175,29 @@ def test_the_boards_boot_mounts_root_and_token_like_the_esp32(unix_fw, esp32_fla
     # the token's records are on the token partition, not on the filesystem partition
     assert b"Boot Key" in esp32_flash.read("token")
     assert b"Boot Key" not in esp32_flash.read("vfs")
+
+
+def test_p11tool_scripts_warn_when_the_token_partition_is_not_mounted(unix_fw, esp32_flash):
+    """On an ESP32 whose token partition did not mount, the token would fall back to
+    the general filesystem: p11tool's device scripts say so."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        from p11tool import device
+    finally:
+        sys.path.pop(0)
+    info = device.script(device.INFO, CONFIG_FILE=device.CONFIG_FILE)
+
+    def answer(out: str) -> tuple[dict, list[str]]:
+        lines = out.split("\n")          # not splitlines(): it splits at the \x1e marker too
+        result = [ast.literal_eval(x[len(device.MARK) + 1:]) for x in lines if x.startswith(device.MARK + "R")]
+        progress = [ast.literal_eval(x[len(device.MARK) + 1:]) for x in lines if x.startswith(device.MARK + "P")]
+        assert len(result) == 1, out
+        return result[0], progress
+
+    esp32_flash.write("token", bytes(range(256)) * 32)         # foreign data: p11boot will not mount it
+    r, progress = answer(unix_fw.run("import p11boot\np11boot.mount_token()\n" + info, env=esp32_flash.env))
+    assert r["token_partition"] == "not mounted" and r["token_dir"] != "/token"
+    assert any("WARNING: the board's 'token' partition is not mounted" in p for p in progress)
+
+    r, progress = answer(unix_fw.run("import p11boot\np11boot.format_token()\n" + info, env=esp32_flash.env))
+    assert r["token_partition"] == "mounted" and r["token_dir"] == "/token" and progress == []

@@ -54,6 +54,7 @@ def esp32_flash(unix_fw, tmp_path: Path) -> Esp32Flash:
     image.write_bytes(b"\xff" * ESP32_FLASH_SIZE)
     shutil.copy(ESP32_STANDIN, unix_fw.work_dir / "esp32.py")
     env = {"ESP32_FLASH": str(image), "ESP32_PARTITIONS": str(ESP32_PARTITIONS),
-           # empty: pkcs11.config falls through to /token, as on the board
-           "PKCS11_TOKEN_DIR": ""}
+           # empty: pkcs11.config falls through to /token, as on the board (and,
+           # when /token is not mounted, to $HOME/..., kept inside the test)
+           "PKCS11_TOKEN_DIR": "", "HOME": str(tmp_path / "home")}
     return Esp32Flash(image, ESP32_PARTITIONS, env)

@@ -159,7 +159,8 @@ def cmd_info(args: argparse.Namespace, ui: UI) -> int:
     info = {
         "board": where,
         "platform": r["platform"], "version": r["version"], "machine": r["machine"],
-        "token_dir": r["token_dir"], "crypto_backend": r["backend"], "mem_free": r["mem_free"],
+        "token_dir": r["token_dir"], "token_partition": r.get("token_partition"),
+        "crypto_backend": r["backend"], "mem_free": r["mem_free"],
         "library": {"manufacturer": _text(r["info"]["manufacturerID"]),
                     "description": _text(r["info"]["libraryDescription"]),
                     "cryptoki_version": list(r["info"]["cryptokiVersion"]),
@@ -182,7 +183,8 @@ def cmd_info(args: argparse.Namespace, ui: UI) -> int:
     ui.out(f"board:       {where}")
     ui.out(f"firmware:    {r['version']} ({r['platform']}; {r['machine']})")
     ui.out(f"token:       {t['label']!r}, serial {t['serial']}, model {t['model']!r}")
-    ui.out(f"storage:     {r['token_dir']}: {_size(t['free_bytes'])} free of {_size(t['total_bytes'])}")
+    part = f" (ESP32 token partition: {info['token_partition']})" if info["token_partition"] else ""
+    ui.out(f"storage:     {r['token_dir']}: {_size(t['free_bytes'])} free of {_size(t['total_bytes'])}{part}")
     ui.out(f"flags:       {', '.join(t['flags'])}")
     ui.out(f"PIN length:  {t['pin_length'][0]} to {t['pin_length'][1]}")
     ui.out(f"crypto:      {'C module _pkcs11' if r['backend'] == 'c' else 'pure Python (pkcs11.pure)'}")

@@ -57,6 +57,21 @@ def _get(s, o, types):
     return dict(zip(types, v))
 def _flags(s):
     return s.p11.C_GetTokenInfo(0)["flags"]
+def _check_mount():
+    # ESP32: a "token" partition that is not mounted means the records would
+    # land on the general filesystem instead; say so.
+    try:
+        import esp32, p11boot
+    except ImportError:
+        return None
+    if p11boot.find_partition() is None:
+        return "no token partition"
+    if not p11boot.is_mounted():
+        from pkcs11 import config
+        _o("P", "WARNING: the board's 'token' partition is not mounted at /token (see its boot"
+           " messages); the token now lives in " + config.token_dir())
+        return "not mounted"
+    return "mounted"
 ''' % (SECRET_ATTRIBUTES,)
 
 _RUN = r'''
@@ -90,6 +105,7 @@ def _main():
         r["slot"] = p.C_GetSlotInfo(0)
         r["token"] = p.C_GetTokenInfo(0)
         r["mechanisms"] = [(m, p.C_GetMechanismInfo(0, m)) for m in p.C_GetMechanismList(0)]
+    r["token_partition"] = _check_mount()
     r["platform"] = sys.platform
     r["version"] = sys.version
     r["machine"] = getattr(sys.implementation, "_machine", "")
@@ -110,6 +126,7 @@ def _main():
 # CLASS, LABEL, ID, KEY_TYPE, EC_PARAMS, MODULUS_BITS, CERTIFICATE_TYPE, PRIVATE, APPLICATION
 LIST = r'''
 def _main():
+    _check_mount()
     out = []
     with _session(False) as s:
         for o in _find(s, []):
@@ -214,6 +231,7 @@ def _taken(s, pairs):
 # Checked before a key is sent, so that its bytes do not travel for nothing.
 TAKEN = _TAKEN + r'''
 def _main():
+    _check_mount()
     with _session(False) as s:
         _o("R", {"taken": _taken(s, PAIRS), "flags": _flags(s)})
 '''
@@ -245,6 +263,7 @@ gc.collect()
 
 IMPORT_CERT = _TAKEN + r'''
 def _main():
+    _check_mount()
     with _session(True) as s:
         old = _taken(s, [(LABEL, 1)])
         if old and not REPLACE:
@@ -263,6 +282,7 @@ def _main():
 GENERATE = _TAKEN + r'''
 def _main():
     from pkcs11 import crypto
+    _check_mount()
     with _session(True) as s:
         old = _taken(s, [(LABEL, 3), (PUBLIC_LABEL, 2)])
         if old and not REPLACE:
