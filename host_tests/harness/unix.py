@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import subprocess
 import textwrap
 import time
@@ -85,6 +86,24 @@ class UnixPtyBoard:
                 self.stop()
                 raise FirmwareError(f"socat did not create {self.pty}")
             time.sleep(0.02)
+        self._wait_for_prompt(deadline)
+
+    def _wait_for_prompt(self, deadline: float) -> None:
+        # The firmware flushes input that arrives before its REPL switched the
+        # terminal to raw mode (TCSAFLUSH): wait for the prompt, which is
+        # printed after the switch, so mpremote's first bytes are not lost.
+        fd = os.open(self.pty, os.O_RDWR | os.O_NOCTTY)
+        seen = b""
+        try:
+            while not seen.endswith(b">>> "):
+                left = deadline - time.monotonic()
+                if left <= 0 or self._proc.poll() is not None:
+                    self.stop()
+                    raise FirmwareError(f"no REPL prompt on {self.pty}: {seen[-200:]!r}")
+                if select.select([fd], [], [], min(left, 0.5))[0]:
+                    seen += os.read(fd, 256)
+        finally:
+            os.close(fd)
 
     def mpremote(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run([str(MPREMOTE), "connect", self.pty, *args],
