@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from .paths import BUILD, QEMU_ELF, ROOT, UNIX_BIN
+from .paths import BUILD, QEMU_ELF, ROOT
+from .unix import require_unix_firmware
 
 
 @dataclass
@@ -56,8 +57,7 @@ class P11Tool:
 @pytest.fixture
 def tool_unix(tmp_path: Path) -> P11Tool:
     """p11tool --unix with a fresh token directory (tmp_path/token)."""
-    if not UNIX_BIN.exists():
-        pytest.fail(f"{UNIX_BIN} is missing: run `make unix` first")
+    require_unix_firmware()
     work = tmp_path / "toolwork"
     work.mkdir()
     return P11Tool(["--unix", "--token-dir", str(tmp_path / "token")], work)

@@ -54,14 +54,23 @@ class UnixFirmware:
         return proc
 
 
-@pytest.fixture
-def unix_fw(tmp_path: Path) -> UnixFirmware:
+def require_unix_firmware() -> None:
     if not UNIX_BIN.exists():
         pytest.fail(f"{UNIX_BIN} is missing: run `make unix` first")
+
+
+def _fresh_token_and_work_dirs(tmp_path: Path, work_name: str) -> tuple[Path, Path]:
+    require_unix_firmware()
     token = tmp_path / "token"
     token.mkdir()
-    work = tmp_path / "work"
+    work = tmp_path / work_name
     work.mkdir()
+    return token, work
+
+
+@pytest.fixture
+def unix_fw(tmp_path: Path) -> UnixFirmware:
+    token, work = _fresh_token_and_work_dirs(tmp_path, "work")
     return UnixFirmware(token_dir=token, work_dir=work)
 
 
@@ -129,13 +138,7 @@ class UnixPtyBoard:
 @pytest.fixture
 def unix_pty(tmp_path: Path):
     """A unix firmware REPL on a pty with a fresh token directory; stopped by PID."""
-    if not UNIX_BIN.exists():
-        pytest.fail(f"{UNIX_BIN} is missing: run `make unix` first")
-    token = tmp_path / "token"
-    token.mkdir()
-    work = tmp_path / "ptywork"
-    work.mkdir()
-    board = UnixPtyBoard(token, work)
+    board = UnixPtyBoard(*_fresh_token_and_work_dirs(tmp_path, "ptywork"))
     try:
         yield board
     finally:
