@@ -4,9 +4,8 @@ asn1 helpers, cross-checked against the host `cryptography` package."""
 from __future__ import annotations
 
 import hashlib
-import json
-import textwrap
 
+from harness.firmware_json import run_json
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -18,23 +17,11 @@ N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 P = 0xFFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF
 HASHES = {20: hashes.SHA1(), 32: hashes.SHA256(), 48: hashes.SHA384(), 64: hashes.SHA512()}
 
-PRE = """\
-import json
-from pkcs11.pure import backend as b, asn1
-H = bytes.fromhex
-def err(f, *a):
-    try:
-        f(*a)
-    except ValueError as e:
-        return 'ValueError: ' + str(e)
-    return None
-"""
 
 
 def fw(unix_fw, code: str, **kw):
-    """Run code on the firmware; its last output line is JSON."""
-    out = unix_fw.run(PRE + textwrap.dedent(code), **kw)
-    return json.loads(out.strip().splitlines()[-1])
+    """Run code after the pure-backend prelude; its last output line is JSON."""
+    return run_json(unix_fw, code, **kw)
 
 
 def point(key: ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey) -> bytes:

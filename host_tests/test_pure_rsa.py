@@ -4,33 +4,21 @@ cross-checked against the host `cryptography` package."""
 from __future__ import annotations
 
 import hashlib
-import json
-import textwrap
 
 import pytest
+from harness.firmware_json import run_json
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-PRE = """\
-import json
-from pkcs11.pure import backend as b, asn1
-H = bytes.fromhex
-def err(f, *a):
-    try:
-        f(*a)
-    except ValueError as e:
-        return 'ValueError: ' + str(e)
-    return None
-"""
 ALGS = {"sha1": hashes.SHA1(), "sha256": hashes.SHA256(), "sha384": hashes.SHA384(),
         "sha512": hashes.SHA512()}
 
 
 def fw(unix_fw, code: str, **kw):
-    out = unix_fw.run(PRE + textwrap.dedent(code), **kw)
-    return json.loads(out.strip().splitlines()[-1])
+    """Run code after the pure-backend prelude; its last output line is JSON."""
+    return run_json(unix_fw, code, **kw)
 
 
 def b(i: int) -> bytes:

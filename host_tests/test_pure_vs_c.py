@@ -4,12 +4,11 @@ byte-identical, and both parse the same files into the same dicts."""
 
 from __future__ import annotations
 
-import json
 import subprocess
-import textwrap
 from pathlib import Path
 
 import pytest
+from harness.firmware_json import run_json
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 PRE = """\
@@ -32,8 +31,7 @@ def hx(d):
 
 
 def fw(unix_fw, code: str, **kw):
-    out = unix_fw.run(PRE + textwrap.dedent(code), **kw)
-    return json.loads(out.strip().splitlines()[-1])
+    return run_json(unix_fw, code, prelude=PRE, **kw)
 
 
 def test_both_backends_have_the_whole_contract(unix_fw):
