@@ -19,6 +19,14 @@ class FirmwareError(AssertionError):
     """The firmware exited non-zero; the message carries its output."""
 
 
+def firmware_env(token_dir: Path, micropypath: str) -> dict[str, str]:
+    """The environment for a unix firmware process with its own token directory."""
+    env = dict(os.environ)
+    env["PKCS11_TOKEN_DIR"] = str(token_dir)
+    env["MICROPYPATH"] = micropypath
+    return env
+
+
 @dataclass
 class UnixFirmware:
     """One fresh token directory per test; `run` executes a script on the firmware."""
@@ -36,10 +44,8 @@ class UnixFirmware:
 
     def run_file(self, script: Path, *args: str, check: bool = True, timeout: float = 300,
                  env: dict[str, str] | None = None, heap: str = "8M") -> subprocess.CompletedProcess[str]:
-        full_env = dict(os.environ)
-        full_env["PKCS11_TOKEN_DIR"] = str(self.token_dir)
         # Only frozen modules and the test's own folder: never the source tree.
-        full_env["MICROPYPATH"] = f".frozen:{self.work_dir}"
+        full_env = firmware_env(self.token_dir, f".frozen:{self.work_dir}")
         if env:
             full_env.update(env)
         proc = subprocess.run(
@@ -81,9 +87,7 @@ class UnixPtyBoard:
         self.token_dir = token_dir
         self.work_dir = work_dir
         self.pty = str(work_dir / "ttyMP")
-        env = dict(os.environ)
-        env["PKCS11_TOKEN_DIR"] = str(token_dir)
-        env["MICROPYPATH"] = ".frozen"
+        env = firmware_env(token_dir, ".frozen")
         self._proc = subprocess.Popen(
             ["socat", f"PTY,link={self.pty},raw,echo=0",
              f"EXEC:{binary} -X heapsize=8M,pty,raw,echo=0,setsid,ctty"],
