@@ -709,6 +709,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--endpoint", help="<prefix>-ats.iot.<region>.amazonaws.com")
     sp.add_argument("--thing-name", help="the AWS IoT thing name (the MQTT client id)")
     sp.add_argument("--port", type=int, help="MQTT port (default 8883)")
+
+    from . import fleet
+    fleet.register(add)
     return p
 
 
