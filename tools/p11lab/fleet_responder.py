@@ -212,6 +212,9 @@ class FleetResponder:
         self.requests: list[tuple[str, str]] = []   # (api, outcome) in order
         # APIs that get no answer at all (to test the device's timeout)
         self.silent: set[str] = set()
+        # APIs refused outright: {api: (statusCode, errorCode, errorMessage)}, e.g.
+        # throttling (429) or an outage (503)
+        self.refuse: dict[str, tuple[int, str, str]] = {}
         self.errors: list[BaseException] = []
         self._lock = threading.Lock()
         self._ready = threading.Event()
@@ -268,6 +271,8 @@ class FleetResponder:
             return
         try:
             with self._lock:
+                if api in self.refuse:
+                    raise Refusal(*self.refuse[api])
                 try:
                     payload = json.loads(msg.payload)
                     if not isinstance(payload, dict):
@@ -327,7 +332,8 @@ class FleetResponder:
         given = payload.get("parameters", {})
         if not isinstance(given, dict):
             raise Refusal(400, "InvalidPayload", "parameters must be a JSON object")
-        params = template.parameters(given)
+        # AWS fills in the certificate's id itself
+        params = template.parameters({**given, "AWS::IoT::Certificate::Id": cert_id})
         if self.hook is not None:
             verdict = self.hook(template_name, dict(params))
             if not verdict.get("allowProvisioning"):
