@@ -19,7 +19,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -172,10 +172,22 @@ class Board:
             "ca": ca.root_pem.decode(), "settings": settings})
         assert "LOADED" in out, out
 
-    def provision(self, cut: int = 0, timeout: float = 120, **kw: Any) -> Run:
+    def provision(self, cut: int = 0, deadline: float = 120, **kw: Any) -> Run:
         """Run fleetprov.provision(**kw); with cut=N, SIGKILL the firmware at point N."""
+        def on_line(line: str, proc: subprocess.Popen[bytes]) -> bool:
+            if line == "CUTNOW":
+                os.kill(proc.pid, signal.SIGKILL)   # the power cut
+                return True
+            return False
+        return self.interact("fleet_driver.py", DRIVER, dict(kw, cut=cut), on_line, deadline)
+
+    def interact(self, name: str, text: str, arg: Any,
+                 on_line: Callable[[str, subprocess.Popen[bytes]], bool] | None = None,
+                 timeout: float = 120) -> Run:
+        """Run a device script, calling on_line(line, proc) for each line it prints
+        (it returns True when it killed the process)."""
         proc = subprocess.Popen([str(UNIX_BIN), "-X", f"heapsize={self.heap}",
-                                 str(self.script("fleet_driver.py", DRIVER)), self.arg_file(dict(kw, cut=cut))],
+                                 str(self.script(name, text)), self.arg_file(arg)],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 env=self._env(), cwd=self.work_dir)
         assert proc.stdout is not None
@@ -188,7 +200,7 @@ class Board:
             while True:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise AssertionError("fleetprov did not finish in %d s:\n%s" % (timeout, "\n".join(lines)))
+                    raise AssertionError("%s did not finish in %d s:\n%s" % (name, timeout, "\n".join(lines)))
                 ready, _, _ = select.select([fd], [], [], left)
                 if not ready:
                     continue
@@ -199,8 +211,7 @@ class Board:
                 while b"\n" in buf:
                     line, buf = buf.split(b"\n", 1)
                     lines.append(line.decode(errors="replace").rstrip("\r"))
-                    if lines[-1] == "CUTNOW":
-                        os.kill(proc.pid, signal.SIGKILL)   # the power cut
+                    if on_line is not None and on_line(lines[-1], proc):
                         was_cut = True
         finally:
             if proc.poll() is None and not was_cut:
@@ -215,7 +226,7 @@ class Board:
         run = Run(lines, rc, was_cut)
         self.runs.append(run)
         if not was_cut and rc != 0:
-            raise AssertionError(f"fleetprov driver exited {rc}:\n{run.text()}")
+            raise AssertionError(f"{name} exited {rc}:\n{run.text()}")
         return run
 
     def inspect(self) -> dict[str, Any]:

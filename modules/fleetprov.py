@@ -549,10 +549,11 @@ def retry_delay(attempt, base=5, cap=300):
     return d / 2 + (d / 2) * r / 65536
 
 
-def provision_until_done(attempts=5, base=5, cap=300, **kw):
+def provision_until_done(attempts=5, base=5, cap=300, sleep=None, **kw):
     """provision() with the documented policy: retry after Timeout, connection
-    failures and retryable rejections (429, 5xx), waiting retry_delay(); raise
-    at once a final rejection (4xx but 429) or NotConfigured."""
+    failures and retryable rejections (429, 5xx), waiting retry_delay() seconds
+    (with sleep(seconds), time.sleep by default); raise at once a final rejection
+    (4xx but 429) or NotConfigured."""
     n = 0
     while True:
         try:
@@ -571,4 +572,4 @@ def provision_until_done(attempts=5, base=5, cap=300, **kw):
         d = retry_delay(n, base, cap)
         log = kw.get("log")
         log and log("attempt %d failed (%s); next in %.1f s" % (n, err, d))
-        time.sleep(d)
+        (sleep or time.sleep)(d)
