@@ -167,7 +167,7 @@ class Board:
         return proc.stdout
 
     def load_claim(self, claim: Any, ca: LocalCA, settings: dict[str, Any]) -> None:
-        out = self.exec("load_claim.py", LOAD_CLAIM, {
+        out = self.exec("fleet_load_claim.py", LOAD_CLAIM, {
             "key": claim.key_pem.decode(), "cert": claim.cert_pem.decode(),
             "ca": ca.root_pem.decode(), "settings": settings})
         assert "LOADED" in out, out
@@ -230,7 +230,7 @@ class Board:
         return run
 
     def inspect(self) -> dict[str, Any]:
-        out = self.exec("inspect.py", INSPECT, None)
+        out = self.exec("fleet_inspect.py", INSPECT, None)
         for line in out.splitlines():
             if line.startswith("INSPECT "):
                 return json.loads(line[8:])

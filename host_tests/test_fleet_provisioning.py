@@ -69,7 +69,7 @@ def test_certificate_matches_key_born_in_token(fleet: FleetLab) -> None:
     cert = x509.load_pem_x509_certificate(pem)
     assert cert.issuer == fleet.ca.cert.subject
     # the token's "Device Cert" is that certificate
-    out = board.exec("cert.py", "import pkcs11, binascii\n"
+    out = board.exec("fleet_cert.py", "import pkcs11, binascii\n"
                      "with pkcs11.open_session(rw=False) as s:\n"
                      "    c = s.get_object(object_class=1, label='Device Cert')\n"
                      "    print('DER ' + binascii.hexlify(c.der).decode())\n", None)
@@ -188,14 +188,14 @@ def test_throttled_register_is_retried_by_the_policy(fleet: FleetLab) -> None:
               "                                   sleep=lambda s: print('SLEEP %.3f' % s))\n"
               "except fleetprov.Rejected as e:\n"
               "    print('GAVE UP', e.status_code)\n")
-    out = board.exec("policy.py", script, None)
+    out = board.exec("fleet_policy.py", script, None)
     sleeps = [float(x) for x in re.findall(r"SLEEP (\S+)", out)]
     assert len(sleeps) == 2 and 0.5 <= sleeps[0] <= 1 and 1 <= sleeps[1] <= 2, out
     assert "GAVE UP 429" in out
     assert fleet.responder.count("RegisterThing", "ThrottlingException") == 3
     # a final rejection is not retried
     fleet.responder.refuse["RegisterThing"] = (400, "InvalidParameters", "no")
-    out = board.exec("policy.py", script, None)
+    out = board.exec("fleet_policy.py", script, None)
     assert "SLEEP" not in out and "GAVE UP 400" in out
 
 
@@ -291,7 +291,7 @@ def _probe(fleet: FleetLab, board: Any, arg: dict[str, Any], then: Any) -> list[
         if line == "READY":
             then()
         return False
-    run = board.interact("acl_probe.py", ACL_PROBE, dict(arg, port=fleet.broker.port), on_line)
+    run = board.interact("fleet_acl_probe.py", ACL_PROBE, dict(arg, port=fleet.broker.port), on_line)
     got = run.tagged("GOT")
     assert got is not None, run.text()
     return got
