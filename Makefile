@@ -21,12 +21,13 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 MPY_LIB_STUB := $(BUILD)/mpylib
 COMMON_MAKE_ARGS := USER_C_MODULES=$(CURDIR)/firmware/cmodule MPY_LIB_DIR=$(MPY_LIB_STUB)
 
-.PHONY: all deps sources unix qemu esp32 flash test test-unix test-qemu demo bench clean help
+.PHONY: all deps sources unix qemu esp32 flash test test-unix test-qemu demo demo-fleet bench clean help
 
 all: unix qemu
 
 help:
 	@echo "make demo    build the unix firmware and run the local AWS IoT stand-in demo"
+	@echo "make demo-fleet   fleet provisioning by claim on the unix firmware (local AWS IoT stand-in)"
 	@echo "make test    build the unix and qemu firmware and run every test"
 	@echo "make unix    build $(UNIX_BIN)"
 	@echo "make qemu    build $(QEMU_ELF)"
@@ -145,6 +146,13 @@ demo: deps unix
 	@$(PY) demo/run.py --firmware $(UNIX_BIN) --workdir $(BUILD)/demo \
 		$(if $(ENDPOINT),--endpoint $(ENDPOINT)) $(if $(THING),--thing $(THING)) \
 		$(if $(TOKEN_DIR),--token-dir $(TOKEN_DIR))
+
+# Fleet provisioning by claim (demo/fleet.py): a local CA, mosquitto with the fleet
+# ACLs and the provisioning responder (tools/p11lab/fleet_responder.py) stand in for
+# AWS IoT; a fresh token gets the batch's claim, then provisions itself on first boot.
+# See docs/fleet-provisioning.md.
+demo-fleet: deps unix
+	@$(PY) demo/fleet.py --firmware $(UNIX_BIN) --workdir $(BUILD)/demo-fleet
 
 # Speed and heap of the crypto and token calls, C module vs the pure-Python baseline,
 # on the unix firmware (wall time) and the qemu board (instruction counts under -icount);
