@@ -1,4 +1,4 @@
-"""p11tool's connection layer: device auto-detection, timeouts, and how board
+"""p11board's connection layer: device auto-detection, timeouts, and how board
 failures become exit codes."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from harness.paths import BUILD, ROOT
 
 sys.path.insert(0, str(ROOT / "tools"))
 
-from p11tool import cli, device  # noqa: E402
-from p11tool.connection import Connection, DeviceFailure  # noqa: E402
-from p11tool.errors import Exit, ToolError  # noqa: E402
+from p11board import cli, device  # noqa: E402
+from p11board.connection import Connection, DeviceFailure  # noqa: E402
+from p11board.errors import Exit, ToolError  # noqa: E402
 
 
 class _Port:

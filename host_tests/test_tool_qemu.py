@@ -1,4 +1,4 @@
-"""p11tool against the qemu board (Cortex-M3, littlefs on a flash image)."""
+"""p11board against the qemu board (Cortex-M3, littlefs on a flash image)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from harness.p11tool import P11Tool
+from harness.p11board import P11Board
 
 pytestmark = pytest.mark.qemu
 
@@ -28,7 +28,7 @@ def _verify_csr(path) -> None:
 
 
 def test_seed_provisioning_on_qemu_and_objects_survive_restarts(tool_qemu, seed_files, tmp_path):
-    """Every p11tool call boots qemu afresh on the same flash image."""
+    """Every p11board call boots qemu afresh on the same flash image."""
     tool_qemu("import-key", str(seed_files.key))
     tool_qemu("import-cert", str(seed_files.cert))
     tool_qemu("import-ca", str(seed_files.ca))
@@ -72,12 +72,12 @@ def test_seed_provisioning_on_qemu_and_objects_survive_restarts(tool_qemu, seed_
 
 def test_tool_on_a_running_board_by_its_pty_across_a_qemu_restart(qemu_board, seed_files, tmp_path):
     """--device with the board's pty, as with a real board; the harness restarts qemu."""
-    tool = P11Tool(["--device", str(qemu_board.pty)], tmp_path)
+    tool = P11Board(["--device", str(qemu_board.pty)], tmp_path)
     tool("import-key", str(seed_files.key), "--label", "Pty Key")
     tool("set-pin", "--old-pin", "", "--new-pin", "2468")
     assert _objects(tool) == {("public-key", "Pty Key")}               # private one hidden without PIN
     qemu_board.restart()
-    tool = P11Tool(["--device", str(qemu_board.pty)], tmp_path)
+    tool = P11Board(["--device", str(qemu_board.pty)], tmp_path)
     r = tool("list", "--json", "--pin", "2468")
     assert {(o["class"], o["label"]) for o in json.loads(r.stdout)["objects"]} == {
         ("private-key", "Pty Key"), ("public-key", "Pty Key")}
