@@ -208,7 +208,7 @@ def csr(args: argparse.Namespace, ui: UI) -> int:
         sys.stdout.flush()
     else:
         try:
-            Path(args.out).writeshow.text(pem)
+            Path(args.out).write_text(pem)
         except OSError as e:
             raise ToolError(Exit.FILE_FORMAT, f"{args.out}: cannot write it ({e.strerror})") from None
         ui.say(f"wrote {args.out}: {csr.subject.rfc4514_string()}, "
