@@ -49,7 +49,7 @@ $(VENV)/.installed: pyproject.toml firmware/requirements-host.txt | $(BUILD)/.de
 		| { grep -v '^WARNING: Location' || true; }; test $${PIPESTATUS[0]} -eq 0 \
 		|| { echo "[venv] pip install failed: is PyPI reachable?"; exit 1; }
 	@$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps -e . \
-		|| { echo "[venv] installing the host tool (pyproject.toml) failed"; exit 1; }
+		|| { echo "[venv] installing the host packages p11board and p11lab (pyproject.toml) failed"; exit 1; }
 	@touch $@
 
 sources: $(BUILD)/.deps-apt

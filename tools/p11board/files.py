@@ -245,3 +245,21 @@ def parse_hex_id(text: str) -> bytes:
         return binascii.unhexlify(text.replace(":", "").replace(" ", ""))
     except (binascii.Error, ValueError):
         raise ToolError(Exit.USAGE, f"--id {text!r} is not hex (e.g. --id 01 or --id a1:b2)") from None
+
+
+def public_key_of(a: dict) -> ec.EllipticCurvePublicKey | rsa.RSAPublicKey | None:
+    """The public key in a token key's attributes (CKA_EC_POINT, or CKA_MODULUS and
+    CKA_PUBLIC_EXPONENT), None when they are missing or invalid."""
+    try:
+        if a.get(0x100) == 3 and a.get(0x181):
+            q = a[0x181]
+            if len(q) == 67 and q[0] == 0x04 and q[1] == 65:
+                q = q[2:]
+            return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), bytes(q))
+        if a.get(0x100) == 0 and a.get(0x120) and a.get(0x122):
+            n = int.from_bytes(a[0x120], "big")
+            e = int.from_bytes(a[0x122], "big")
+            return rsa.RSAPublicNumbers(e, n).public_key()
+    except ValueError:
+        return None
+    return None

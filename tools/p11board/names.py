@@ -1,6 +1,12 @@
-"""PKCS#11 numbers the tool shows by name (the values of modules/pkcs11/constants.py)."""
+"""PKCS#11 numbers the tool shows by name (the values of the device's pkcs11.constants),
+and the FreeRTOS default labels (the device's pkcs11.labels; a test compares them)."""
 
 from __future__ import annotations
+
+DEFAULT_KEY_LABEL = "Device Priv TLS Key"      # labels.LABEL_DEVICE_PRIVATE_KEY
+DEFAULT_PUB_LABEL = "Device Pub TLS Key"       # labels.LABEL_DEVICE_PUBLIC_KEY
+DEFAULT_CERT_LABEL = "Device Cert"             # labels.LABEL_DEVICE_CERTIFICATE
+DEFAULT_CA_LABEL = "Root Cert"                 # labels.LABEL_ROOT_CERTIFICATE
 
 CKO = {0: "data", 1: "certificate", 2: "public-key", 3: "private-key", 4: "secret-key"}
 CKO_BY_NAME = {v: k for k, v in CKO.items()}

@@ -1,4 +1,4 @@
-"""Fixtures for the p11tool tests: run the CLI (from tools/, as a subprocess)
+"""Fixtures for the CLI (p11board) tests: run the CLI (from tools/, as a subprocess)
 against this repository's unix or qemu firmware, and make the seed's files
 with the seed's openssl commands."""
 
@@ -27,8 +27,8 @@ class ToolResult:
         return self.stdout + self.stderr
 
 
-class P11Tool:
-    """`tool("list", "--json")` runs `p11tool <board args> list --json`."""
+class P11Board:
+    """`tool("list", "--json")` runs `p11board <board args> list --json`."""
 
     def __init__(self, board_args: list[str], cwd: Path) -> None:
         self.board_args = board_args
@@ -40,38 +40,38 @@ class P11Tool:
         full_env = dict(os.environ)
         full_env["BUILD"] = str(BUILD)
         full_env["PYTHONPATH"] = str(ROOT / "tools")
-        full_env.pop("P11TOOL_PIN", None)
+        full_env.pop("P11BOARD_PIN", None)
         if env:
             full_env.update(env)
-        proc = subprocess.run([sys.executable, "-m", "p11tool.cli", *self.board_args, *args],
+        proc = subprocess.run([sys.executable, "-m", "p11board.cli", *self.board_args, *args],
                               cwd=self.cwd, env=full_env, capture_output=True, text=True,
                               timeout=timeout, input=input, stdin=None if input is not None else subprocess.DEVNULL)
         res = ToolResult(proc.returncode, proc.stdout, proc.stderr)
         self.history.append(res)
         if expect is not None and proc.returncode != expect:
-            raise AssertionError(f"p11tool {' '.join(args)} exited {proc.returncode}, expected {expect}\n"
+            raise AssertionError(f"p11board {' '.join(args)} exited {proc.returncode}, expected {expect}\n"
                                  f"--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}")
         return res
 
 
 @pytest.fixture
-def tool_unix(tmp_path: Path) -> P11Tool:
-    """p11tool --unix with a fresh token directory (tmp_path/token)."""
+def tool_unix(tmp_path: Path) -> P11Board:
+    """p11board --unix with a fresh token directory (tmp_path/token)."""
     require_unix_firmware()
     work = tmp_path / "toolwork"
     work.mkdir()
-    return P11Tool(["--unix", "--token-dir", str(tmp_path / "token")], work)
+    return P11Board(["--unix", "--token-dir", str(tmp_path / "token")], work)
 
 
 @pytest.fixture
-def tool_qemu(tmp_path: Path) -> P11Tool:
-    """p11tool --qemu with a fresh flash image (tmp_path/qemu/flash.img); every
+def tool_qemu(tmp_path: Path) -> P11Board:
+    """p11board --qemu with a fresh flash image (tmp_path/qemu/flash.img); every
     call boots qemu anew on that image."""
     if not QEMU_ELF.exists():
         pytest.fail(f"{QEMU_ELF} is missing: run `make qemu` first")
     work = tmp_path / "toolwork"
     work.mkdir()
-    return P11Tool(["--qemu", "--flash", str(tmp_path / "qemu" / "flash.img")], work)
+    return P11Board(["--qemu", "--flash", str(tmp_path / "qemu" / "flash.img")], work)
 
 
 def run_openssl(*args: str, cwd: Path) -> str:

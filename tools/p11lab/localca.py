@@ -1,4 +1,4 @@
-"""A local certificate authority: the demo's stand-in for AWS IoT's CA (the tests use it too).
+"""A local certificate authority: `make demo`'s stand-in for AWS IoT's CA (bench and tests use it too).
 
 `LocalCA` makes a root CA, server certificates (for 127.0.0.1 / "localhost", or any
 other name), client keys with certificates (EC P-256 or RSA-2048, for importing into

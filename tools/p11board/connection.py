@@ -1,30 +1,22 @@
-"""Talking to a board: mpremote's SerialTransport, plus launchers for this
-repository's unix firmware (through a pty made by socat) and qemu board
-(host_tests/harness/qemu.py)."""
+"""Talking to a board: board selection, mpremote's SerialTransport, and this
+repository's unix firmware (on a pty) and qemu board started through p11lab."""
 
 from __future__ import annotations
 
 import ast
 import contextlib
 import io
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, Callable
+
+from p11lab import LabError, paths
 
 from .device import MARK
 from .errors import Exit, ToolError
 
-REPO = Path(__file__).resolve().parents[2]
 Progress = Callable[[str], None]
-
-
-def default_build() -> Path:
-    return Path(os.environ.get("BUILD", REPO / "build")).resolve()
 
 
 class DeviceFailure(Exception):
@@ -46,7 +38,7 @@ class Board:
         self.timeout = timeout
 
     def run(self, code: str, progress: Progress | None = None) -> Any:
-        """Run a script from p11tool.device; return its result (the R line).
+        """Run a script from p11board.device; return its result (the R line).
         Raises DeviceFailure for an E line, ToolError for transport trouble."""
         from mpremote.transport import TransportError
 
@@ -195,8 +187,6 @@ class Connection:
         # mpremote reads a /dev/pts/N device with blocking reads, which never
         # time out on a silent pty; poll it like any other serial port instead.
         self.transport.is_pty = False
-        if self.unix:
-            self._wake_unix(name)
         try:
             # mpremote prints what it got when the raw REPL does not answer: keep
             # that off stdout (it may carry --json output).
@@ -210,95 +200,50 @@ class Connection:
                             + (f" The board said: {got}" if got else "")) from None
         return Board(self.transport, name, self.timeout)
 
-    def _wake_unix(self, name: str) -> None:
-        """The unix firmware discards input that arrives before its REPL has put
-        the terminal in raw mode (TCSAFLUSH), and its banner may be gone before
-        the pty is opened: knock (Ctrl-A) until the raw REPL answers."""
-        t = self.transport
-        end = time.monotonic() + 20
-        while time.monotonic() < end:
-            t.serial.write(b"\r\x01")
-            if t.read_until(1, b"raw REPL; CTRL-B to exit\r\n>", timeout=0.5, timeout_overall=0.5) \
-                    .endswith(b"raw REPL; CTRL-B to exit\r\n>"):
-                return
-        raise ToolError(Exit.CONNECTION, f"{name}: the unix firmware does not answer (is it built "
-                        "with the raw REPL patch?)")
-
     # -- this repository's unix firmware on a pty -------------------------------
 
     def _start_unix(self) -> tuple[str, str]:
-        binary = Path(self.firmware) if self.firmware else default_build() / "unix" / "micropython"
-        if not binary.exists():
-            raise ToolError(Exit.CONNECTION, f"{binary} is missing: run `make unix` (or give --firmware)")
-        socat = shutil.which("socat")
-        if socat is None:
-            raise ToolError(Exit.CONNECTION, "--unix needs socat (Debian: apt install socat)")
-        if any(c in str(binary) for c in " ,:!'\""):
-            raise ToolError(Exit.CONNECTION, f"the firmware path {binary} has characters socat cannot pass")
-        work = Path(tempfile.mkdtemp(prefix="p11tool-unix-"))
-        self._stops.append(lambda: shutil.rmtree(work, ignore_errors=True))
-        env = dict(os.environ)
-        env["MICROPYPATH"] = ".frozen"
-        if self.token_dir:
-            tdir = Path(self.token_dir).resolve()
-            tdir.mkdir(parents=True, exist_ok=True)
-            env["PKCS11_TOKEN_DIR"] = str(tdir)
-        else:
-            env.pop("PKCS11_TOKEN_DIR", None)
-        pty = work / "pty"
-        proc = subprocess.Popen(
-            [socat, f"PTY,link={pty},raw,echo=0",
-             f"EXEC:{binary.resolve()} -X heapsize=8M,pty,raw,echo=0,setsid,ctty"],
-            env=env, cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE)
+        from p11lab.unix import UnixPtyBoard
 
-        def stop() -> None:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-            if proc.stderr:
-                proc.stderr.close()
-
-        self._stops.append(stop)
-        end = time.monotonic() + 10
-        while not pty.exists():
-            if proc.poll() is not None or time.monotonic() > end:
-                err = proc.stderr.read().decode(errors="replace") if proc.stderr and proc.poll() is not None else ""
-                raise ToolError(Exit.CONNECTION, f"could not start the unix firmware through socat {err}".strip())
-            time.sleep(0.02)
-        where = f"unix firmware ({env.get('PKCS11_TOKEN_DIR', 'its default token directory')})"
-        return str(pty), where
+        try:
+            binary = Path(self.firmware) if self.firmware else paths.unix_binary()
+            if not binary.exists():
+                raise ToolError(Exit.CONNECTION, f"{binary} is missing: run `make unix` (or give --firmware)")
+            token_dir = None
+            if self.token_dir:
+                token_dir = Path(self.token_dir).resolve()
+                token_dir.mkdir(parents=True, exist_ok=True)
+            work = Path(tempfile.mkdtemp(prefix="p11board-unix-"))
+            self._stops.append(lambda: shutil.rmtree(work, ignore_errors=True))
+            # Ready when it returns: the REPL prompt has been seen (see p11lab.unix).
+            board = UnixPtyBoard(token_dir, work, binary, timeout=20)
+        except LabError as e:
+            raise ToolError(Exit.CONNECTION, f"--unix: {e}") from None
+        self._stops.append(board.stop)
+        where = f"unix firmware ({token_dir or 'its default token directory'})"
+        return board.pty, where
 
     # -- this repository's qemu board ------------------------------------------
 
     def _start_qemu(self) -> tuple[str, str]:
-        launcher = REPO / "host_tests" / "harness" / "qemu.py"
-        if not launcher.exists():
-            raise ToolError(Exit.CONNECTION, f"--qemu needs this project's source tree ({launcher} is missing)")
-        if shutil.which("qemu-system-arm") is None or shutil.which("socat") is None:
-            raise ToolError(Exit.CONNECTION, "--qemu needs qemu-system-arm and socat (make deps)")
-        sys.path.insert(0, str(launcher.parents[1]))
+        from p11lab.qemu import QemuBoard
+
         try:
-            from harness.qemu import QemuBoard, QemuError  # type: ignore[import-not-found]
-        finally:
-            sys.path.pop(0)
-        elf = Path(self.elf) if self.elf else default_build() / "qemu" / "firmware.elf"
-        if not elf.exists():
-            raise ToolError(Exit.CONNECTION, f"{elf} is missing: run `make qemu` (or give --elf)")
-        flash = Path(self.flash) if self.flash else default_build() / "p11tool-qemu" / "flash.img"
-        flash = flash.resolve()
-        flash.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix="p11tool-qemu-"))
-        self._stops.append(lambda: shutil.rmtree(work, ignore_errors=True))
-        board = QemuBoard(work, elf=elf, flash=flash)
-        self._stops.append(board.stop)
-        self.say(f"starting qemu ({elf.name}, flash image {flash})")
-        try:
+            elf = Path(self.elf) if self.elf else paths.qemu_elf()
+            if not elf.exists():
+                raise ToolError(Exit.CONNECTION, f"{elf} is missing: run `make qemu` (or give --elf)")
+            if self.flash:
+                flash = Path(self.flash)
+            else:
+                flash = paths.build_dir() / "p11board-qemu" / "flash.img"
+            flash = flash.resolve()
+            flash.parent.mkdir(parents=True, exist_ok=True)
+            work = Path(tempfile.mkdtemp(prefix="p11board-qemu-"))
+            self._stops.append(lambda: shutil.rmtree(work, ignore_errors=True))
+            board = QemuBoard(work, elf=elf, flash=flash)
+            self._stops.append(board.stop)
+            self.say(f"starting qemu ({elf.name}, flash image {flash})")
             pty = board.start()
-        except QemuError as e:
-            raise ToolError(Exit.CONNECTION, f"qemu did not start: {e}") from None
+        except LabError as e:
+            raise ToolError(Exit.CONNECTION, f"--qemu: {e}") from None
         return str(pty), f"qemu board (flash image {flash})"

@@ -6,7 +6,7 @@ from enum import IntEnum
 
 
 class Exit(IntEnum):
-    """Process exit codes (documented in `p11tool --help` and docs/p11tool.md)."""
+    """Process exit codes (documented in `p11board --help` and docs/p11board.md)."""
 
     OK = 0
     TOKEN = 1          # the token refused: a CKR_* code from the device
@@ -58,7 +58,7 @@ CKR_HELP: dict[int, str] = {
     0xA0: "the PIN is wrong",
     0xA1: "the PIN has characters the token does not accept",
     0xA2: "the PIN is too short or too long",
-    0xA4: "the PIN is locked after too many wrong tries (the SO can reset it: p11tool set-pin --so ...)",
+    0xA4: "the PIN is locked after too many wrong tries (the SO can reset it: p11board set-pin --so ...)",
     0xB1: "too many sessions are open on the board",
     0xB5: "the session is read-only",
     0xB6: "a session is open: close other programs using the token (or reset the board)",
@@ -66,8 +66,8 @@ CKR_HELP: dict[int, str] = {
     0xD1: "the template is inconsistent",
     0xE2: "the token is write-protected",
     0x100: "already logged in",
-    0x101: "the token has a user PIN: give it with --pin (or P11TOOL_PIN)",
-    0x102: "that PIN is not set yet (user PIN: p11tool set-pin; SO PIN: p11tool init-token)",
+    0x101: "the token has a user PIN: give it with --pin (or P11BOARD_PIN)",
+    0x102: "that PIN is not set yet (user PIN: p11board set-pin; SO PIN: p11board init-token)",
     0x103: "that user type is not valid",
     0x150: "a buffer was too small",
     0x190: "the library is not initialized",

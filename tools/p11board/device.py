@@ -1,7 +1,9 @@
-"""The MicroPython code p11tool runs on the board (through the raw REPL).
+"""The MicroPython code p11board runs on the board (through the raw REPL).
 
 Every command sends one small script: parameters as Python literals, the
-helpers below, then the command's body. The script prints its answer as one
+helpers below, then the command's body. The scripts use the token's Pythonic
+layer (pkcs11.open_session, Session.find_objects/get_object, Object.get), not
+session and search code of their own. The script prints its answer as one
 line `\\x1eP11R<repr>` (result) or `\\x1eP11E<repr>` (error), and progress as
 `\\x1eP11P<repr>`; anything else the board prints is ignored.
 
@@ -33,30 +35,23 @@ def _o(k, v):
 def _session(rw):
     import pkcs11
     return pkcs11.open_session(rw=rw, user_pin=PIN)
-def _find(s, tmpl):
-    p = s.p11
-    p.C_FindObjectsInit(s.h, tmpl)
-    try:
-        return p.C_FindObjects(s.h, 256)
-    finally:
-        p.C_FindObjectsFinal(s.h)
 _SECRET = %r
-def _get(s, o, types):
+def _get(o, types):
+    # o: a pkcs11 Object; unavailable attributes come back as None
     import pkcs11
-    p = s.p11
-    if p.C_GetAttributeValue(s.h, o, [0])[0] in (3, 4):
+    if o[0] in (3, 4):
         for t in types:
             if t in _SECRET:
-                raise ValueError("p11tool never reads secret attributes")
+                raise ValueError("p11board never reads secret attributes")
     try:
-        v = p.C_GetAttributeValue(s.h, o, types)
+        v = o.get(*types)
     except pkcs11.PKCS11Error as e:
         v = getattr(e, "values", None)
         if v is None:
             raise
     return dict(zip(types, v))
 def _flags(s):
-    return s.p11.C_GetTokenInfo(0)["flags"]
+    return s.token_info()["flags"]
 def _check_mount():
     # ESP32: a "token" partition that is not mounted means the records would
     # land on the general filesystem instead; say so.
@@ -103,7 +98,7 @@ def _main():
         p = s.p11
         r["info"] = p.C_GetInfo()
         r["slot"] = p.C_GetSlotInfo(0)
-        r["token"] = p.C_GetTokenInfo(0)
+        r["token"] = s.token_info()
         r["mechanisms"] = [(m, p.C_GetMechanismInfo(0, m)) for m in p.C_GetMechanismList(0)]
     r["token_partition"] = _check_mount()
     r["platform"] = sys.platform
@@ -129,15 +124,23 @@ def _main():
     _check_mount()
     out = []
     with _session(False) as s:
-        for o in _find(s, []):
+        # plain handles: one unreadable record must not hide the others
+        p = s.p11
+        p.C_FindObjectsInit(s.h, [])
+        try:
+            handles = p.C_FindObjects(s.h, 256)
+        finally:
+            p.C_FindObjectsFinal(s.h)
+        for h in handles:
             try:
-                a = _get(s, o, [0, 3, 0x102, 0x100, 0x180, 0x121, 0x80, 2, 0x10])
+                o = s.object(h)
+                a = _get(o, [0, 3, 0x102, 0x100, 0x180, 0x121, 0x80, 2, 0x10])
                 if a[0] == 1 or (a[0] == 0):
-                    v = _get(s, o, [0x11])[0x11]
+                    v = _get(o, [0x11])[0x11]
                     a["size"] = len(v) if v is not None else None
                     v = None
                 elif a[0x100] == 0 and not a[0x121]:
-                    m = _get(s, o, [0x120])[0x120]
+                    m = _get(o, [0x120])[0x120]
                     if m:
                         b = m[0]
                         n = 0
@@ -145,9 +148,9 @@ def _main():
                             n += 1
                             b >>= 1
                         a[0x121] = (len(m) - 1) * 8 + n
-                out.append((o, a))
+                out.append((h, a))
             except Exception as e:
-                out.append((o, {"error": str(e)}))
+                out.append((h, {"error": str(e)}))
         r = {"objects": out, "flags": _flags(s)}
     _o("R", r)
 '''
@@ -173,17 +176,14 @@ SHOW = r'''
 def _main():
     out = []
     with _session(False) as s:
-        t = [(3, LABEL)]
-        if CLASS is not None:
-            t.append((0, CLASS))
-        for o in _find(s, t):
-            c = _get(s, o, [0])[0]
-            a = _get(s, o, ATTRS.get(c, [0, 1, 2, 3]))
+        for o in s.find_objects(object_class=CLASS, label=LABEL):
+            c = o[0]
+            a = _get(o, ATTRS.get(c, [0, 1, 2, 3]))
             if c == 0:
-                v = _get(s, o, [0x11])[0x11]
+                v = _get(o, [0x11])[0x11]
                 a["size"] = len(v) if v is not None else None
                 v = None
-            out.append((o, a))
+            out.append((o.handle, a))
         r = {"objects": out, "flags": _flags(s)}
     _o("R", r)
 '''
@@ -194,11 +194,8 @@ FIND = r'''
 def _main():
     out = []
     with _session(False) as s:
-        t = [(3, LABEL)]
-        if CLASS is not None:
-            t.append((0, CLASS))
-        for o in _find(s, t):
-            out.append((o, _get(s, o, [0, 3, 0x100])))
+        for o in s.find_objects(object_class=CLASS, label=LABEL):
+            out.append((o.handle, _get(o, [0, 3, 0x100])))
         r = {"objects": out, "flags": _flags(s)}
     _o("R", r)
 '''
@@ -207,25 +204,28 @@ DESTROY = r'''
 def _main():
     done = []
     with _session(True) as s:
-        for o in HANDLES:
-            a = _get(s, o, [3])
-            if a[3] != LABEL:
-                raise ValueError("object %d is no longer labelled %r" % (o, LABEL))
-            s.p11.C_DestroyObject(s.h, o)
-            done.append(o)
+        for h in HANDLES:
+            o = s.object(h)
+            if _get(o, [3])[3] != LABEL:
+                raise ValueError("object %d is no longer labelled %r" % (h, LABEL))
+            o.destroy()
+            done.append(h)
     _o("R", {"destroyed": done})
 '''
 
 # -- import ---------------------------------------------------------------------
 
-# Objects in the way of a new one: (handle, class) for every label/class pair.
+# Objects in the way of a new one: (object, class, label) for every label/class pair;
+# `_handles` makes them an answer for the host.
 _TAKEN = r'''
 def _taken(s, pairs):
     r = []
     for label, cls in pairs:
-        for o in _find(s, [(3, label), (0, cls)]):
+        for o in s.find_objects(object_class=cls, label=label):
             r.append((o, cls, label))
     return r
+def _handles(taken):
+    return [(o.handle, c, label) for o, c, label in taken]
 '''
 
 # Checked before a key is sent, so that its bytes do not travel for nothing.
@@ -233,7 +233,7 @@ TAKEN = _TAKEN + r'''
 def _main():
     _check_mount()
     with _session(False) as s:
-        _o("R", {"taken": _taken(s, PAIRS), "flags": _flags(s)})
+        _o("R", {"taken": _handles(_taken(s, PAIRS)), "flags": _flags(s)})
 '''
 
 IMPORT_KEY = _TAKEN + r'''
@@ -244,12 +244,12 @@ def _main():
             pairs.append((PUBLIC_LABEL, 2))
         old = _taken(s, pairs)
         if old and not REPLACE:
-            _o("R", {"taken": old})
+            _o("R", {"taken": _handles(old)})
             return
         _o("P", "storing the key in the token")
         k = s.import_key(_K, label=LABEL, id=ID, public_label=PUBLIC_LABEL)
         for o in old:
-            s.p11.C_DestroyObject(s.h, o[0])
+            o[0].destroy()
         _o("R", {"handle": k.handle, "replaced": len(old)})
 '''
 
@@ -267,15 +267,15 @@ def _main():
     with _session(True) as s:
         old = _taken(s, [(LABEL, 1)])
         if old and not REPLACE:
-            _o("R", {"taken": old})
+            _o("R", {"taken": _handles(old)})
             return
         c = s.import_certificate(_C, label=LABEL, id=ID)
         for o in old:
-            s.p11.C_DestroyObject(s.h, o[0])
+            o[0].destroy()
         # the private key this certificate belongs to, if the token has it
         match = None
-        for o in (_find(s, [(0, 3), (0x102, ID)]) if ID else ()):
-            match = _get(s, o, [3])[3]
+        for o in (s.find_objects(object_class=3, id=ID) if ID else ()):
+            match = _get(o, [3])[3]
         _o("R", {"handle": c.handle, "replaced": len(old), "key": match})
 '''
 
@@ -286,7 +286,7 @@ def _main():
     with _session(True) as s:
         old = _taken(s, [(LABEL, 3), (PUBLIC_LABEL, 2)])
         if old and not REPLACE:
-            _o("R", {"taken": old})
+            _o("R", {"taken": _handles(old)})
             return
         _o("P", "generating an EC P-256 key pair in the token")
         pub, priv = s.generate_keypair(label=LABEL, public_label=PUBLIC_LABEL, id=ID or b"")
@@ -298,7 +298,7 @@ def _main():
             pub[0x102] = kid
             priv[0x102] = kid
         for o in old:
-            s.p11.C_DestroyObject(s.h, o[0])
+            o[0].destroy()
         _o("R", {"handle": priv.handle, "public_handle": pub.handle, "ec_point": q,
                  "id": priv[0x102], "replaced": len(old)})
 '''
@@ -308,14 +308,19 @@ def _main():
 CSR = r'''
 def _main():
     import p11csr
+    import pkcs11
     with _session(False) as s:
-        keys = _find(s, [(0, 3), (3, LABEL)])
-        if len(keys) != 1:
-            _o("R", {"keys": len(keys), "flags": _flags(s)})
+        try:
+            key = s.get_object(object_class=3, label=LABEL)
+        except pkcs11.NoSuchKey:
+            _o("R", {"keys": 0, "flags": _flags(s)})
             return
-        a = _get(s, keys[0], [0x100, 0x181, 0x120, 0x122])
+        except pkcs11.MultipleObjectsReturned:
+            _o("R", {"keys": len(s.find_objects(object_class=3, label=LABEL)), "flags": _flags(s)})
+            return
+        a = _get(key, [0x100, 0x181, 0x120, 0x122])
         _o("P", "building the request and signing it in the token")
-        der = p11csr.make_csr(s, keys[0], SUBJECT)
+        der = p11csr.make_csr(s, key, SUBJECT)
         _o("R", {"csr": der, "key": a})
 '''
 
