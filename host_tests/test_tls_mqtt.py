@@ -1,4 +1,4 @@
-"""MQTT over TLS through the token (mqtt.py over p11tls) to Debian's mosquitto with
+"""MQTT over TLS through the token (the mqtt package over p11tls) to Debian's mosquitto with
 `require_certificate true` and `use_identity_as_username true`, on the unix firmware.
 
 The broker's log must show the identity it took from the client certificate: the
@@ -84,9 +84,9 @@ def test_reconnect_after_broker_restart_signs_a_new_handshake(token_pki, broker)
     script = fw.work_dir / "reconnect.py"
     script.write_text(f"""
 import os, time, p11tls
-from mqtt import MQTTClient
-c = MQTTClient("again", p11tls.opener("127.0.0.1", {mosq.tls_port}, server_hostname="localhost"),
-               keepalive=30, backoff_base=0.2, backoff_cap=1, reconnect_attempts=50)
+from mqtt import robust
+c = robust.MQTTClient("again", p11tls.opener("127.0.0.1", {mosq.tls_port}, server_hostname="localhost"),
+               keepalive=30, backoff=robust.Backoff(base=0.2, cap=1, attempts=50))
 c.connect()
 print("first")
 os.remove("go")
