@@ -157,6 +157,19 @@ def _utf8(s, what):
     return b
 
 
+def _why(e):
+    # An OSError as text: errno values by name ("ECONNREFUSED"), others as
+    # their message (p11tls.TLSError names the alert or the mbedTLS error).
+    a = e.args
+    if len(a) == 1 and isinstance(a[0], int) and a[0] > 0:
+        try:
+            from errno import errorcode
+            return "%s (%s)" % (errorcode[a[0]], type(e).__name__)
+        except (ImportError, KeyError):
+            pass
+    return str(e) or repr(e)
+
+
 class Options:
     # Everything MQTTClient takes beyond its first five arguments. Defaults
     # live on the class, so an instance holds only what was given:
@@ -165,6 +178,7 @@ class Options:
     user = None  # str or bytes; a password needs a user name (MQTT 3.1.1)
     password = None  # str or bytes
     ack_timeout = 10  # s for CONNACK, SUBACK, UNSUBACK, PUBACK, PINGRESP
+    connect_timeout = 30  # s for all of connect(): transport, CONNECT, CONNACK
     max_retries = 3  # DUP retransmissions of a QoS 1 publish() that waits
     max_inflight = 4  # QoS 1 messages awaiting PUBACK at once
     max_rx = 16384  # largest incoming payload kept (bigger: acked, counted in .dropped)
@@ -230,6 +244,8 @@ class MQTTClient:
         self.cb = callback
         self._transport = transport
         self._tmo = int(o.ack_timeout * 1000)
+        self._ctmo = o.connect_timeout
+        self._cap = None  # while connecting: ticks_ms no read may pass
         self._retries = o.max_retries
         self._max_rx = o.max_rx
         self._qmax = o.queue
@@ -333,7 +349,7 @@ class MQTTClient:
                     off += w
                     self._tx = time.ticks_ms()
         except OSError as e:
-            self._fail(MQTTConnectionError("connection lost: %r" % (e,)))
+            self._fail(MQTTConnectionError("connection lost: " + _why(e)))
 
     def _put(self, data):
         n = len(data)
@@ -433,7 +449,7 @@ class MQTTClient:
             try:
                 return self._packet(wait_ms)
             except OSError as e:
-                raise MQTTConnectionError("connection lost: %r" % (e,))
+                raise MQTTConnectionError("connection lost: " + _why(e))
         except MQTTConnectionError:
             self.close()
             raise
@@ -452,7 +468,7 @@ class MQTTClient:
         now = time.ticks_ms()
         self._rx = now
         b0 = h[0]
-        end = time.ticks_add(now, self._tmo)
+        end = self._end(now)
         rem = 0
         shift = 0
         while True:
@@ -564,11 +580,16 @@ class MQTTClient:
             self.cb(m[0], m[1])
         return m
 
+    def _end(self, now):
+        end = time.ticks_add(now, self._tmo)
+        cap = self._cap
+        return cap if cap is not None and time.ticks_diff(cap, end) < 0 else end
+
     def _await(self, want):
         # Block until the reply to `want` (a packet id, or -1 for CONNACK),
         # handing any PUBLISH that arrives meanwhile to the callback or queue.
         self._want = want
-        end = time.ticks_add(time.ticks_ms(), self._tmo)
+        end = self._end(time.ticks_ms())
         while self._want:
             left = time.ticks_diff(end, time.ticks_ms())
             if left <= 0:
@@ -607,11 +628,16 @@ class MQTTClient:
             d = iv - time.ticks_diff(time.ticks_ms(), self._last_connect)
             if d > 0:
                 time.sleep_ms(d)
+        t0 = time.ticks_ms()
+        late = "connect did not complete within %s s" % self._ctmo
         try:
             self._open()
         except OSError as e:
             self.close()
-            raise MQTTConnectionError("cannot open transport: %r" % (e,))
+            raise MQTTConnectionError("cannot open transport: " + _why(e))
+        self._cap = cap = time.ticks_add(t0, int(self._ctmo * 1000))
+        if time.ticks_diff(cap, time.ticks_ms()) <= 0:
+            self._fail(MQTTConnectionError(late))
         # Only a CONNECT that reaches the broker counts towards AWS's rate.
         self._last_connect = time.ticks_ms()
         self._ka_ms = self.keepalive * 750
@@ -640,8 +666,16 @@ class MQTTClient:
             self._put16(len(f))
             self._put(f)
         self._flush()
-        if not self._await(-1):
-            self._fail(MQTTConnectionError("no CONNACK within %d ms" % self._tmo))
+        try:
+            ok = self._await(-1)
+        except MQTTConnectionError:
+            if time.ticks_diff(cap, time.ticks_ms()) > 0:
+                raise
+            ok = False
+        self._cap = None
+        if not ok:
+            self._fail(MQTTConnectionError(
+                late if time.ticks_diff(cap, time.ticks_ms()) <= 0 else "no CONNACK within %d ms" % self._tmo))
         rc = self._codes[1]
         if rc:
             self.close()
@@ -661,6 +695,7 @@ class MQTTClient:
         s = self._sock
         self._sock = None
         self._poll = None
+        self._cap = None
         self.connected = False
         if s is not None:
             try:
