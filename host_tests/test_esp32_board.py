@@ -174,7 +174,7 @@ def test_manifest_freezes_the_port_modules_our_boot_and_the_token(tmp_path):
     boot = [f for f in m.files() if f.target_path == "_boot.py"]
     assert len(boot) == 1 and Path(boot[0].full_path) == BOARD / "modules" / "_boot.py"
     for name in ("p11boot.py", "pkcs11/__init__.py", "pkcs11/api.py", "p11tls.py", "p11csr.py",
-                 "mqtt.py", "asyncio/core.py"):
+                 "mqtt/__init__.py", "mqtt/robust.py", "mqtt/aws.py", "asyncio/core.py"):
         assert name in targets, name
     # our _boot.py does the port's job first
     ours = (BOARD / "modules" / "_boot.py").read_text()

@@ -18,8 +18,14 @@
 # soon as it ends: the socket returned is MicroPython's own TLS socket.
 #
 # Errors: a TLS failure raises TLSError (an OSError) whose message starts with
-# the mbedTLS error name and gives a hint; .code is the mbedTLS code. A failed
+# the mbedTLS error name (or the errno name: EPIPE, ETIMEDOUT...) and gives a
+# hint; .code is the mbedTLS code (or the errno), .alert the description of the
+# fatal alert the server sent, named in the message ("alert unknown_ca (48)").
+# TCP connect errors keep their errno with its name in the text. A failed
 # signature inside the token re-raises the token's PKCS11Error.
+#
+# Deadline: connect() gives TCP connect + handshake `deadline` seconds in all
+# (default 30), whatever the server's pace; `timeout` bounds each read.
 
 from micropython import const
 import tls
@@ -68,6 +74,52 @@ _HINTS = (
     (-0x4C80, "the token could not sign the handshake"),
     (-0x4300, "the token could not sign the handshake"),
 )
+
+
+# Fatal alerts (RFC 5246 7.2, RFC 8446 6) as the server's reasons, for a client
+# that authenticates with the token's key and certificate.
+_ALERTS = (
+    (10, "unexpected_message", "the server did not expect this message (a TLS bug or not a TLS server)"),
+    (20, "bad_record_mac", "a record was corrupted on the way"),
+    (40, "handshake_failure", "no cipher suite or signature algorithm in common, or the server "
+                              "wanted a client certificate it could not accept"),
+    (42, "bad_certificate", "the server refused the device certificate (registered and active?)"),
+    (43, "unsupported_certificate", "the server does not accept this kind of device certificate"),
+    (44, "certificate_revoked", "the device certificate is revoked"),
+    (45, "certificate_expired", "the device certificate is expired or not yet valid"),
+    (46, "certificate_unknown", "the server refused the device certificate"),
+    (47, "illegal_parameter", "the server found a handshake field out of range"),
+    (48, "unknown_ca", "the server does not trust the issuer of the device certificate "
+                       "(register the CA that signed it)"),
+    (49, "access_denied", "the server denies access to this device"),
+    (50, "decode_error", "the server could not decode a handshake message"),
+    (51, "decrypt_error", "the handshake signature did not verify: does the token key match "
+                          "the device certificate?"),
+    (70, "protocol_version", "the server requires TLS 1.3 (or another version): this firmware "
+                             "speaks TLS 1.2"),
+    (71, "insufficient_security", "the server wants stronger cipher suites"),
+    (80, "internal_error", "the server failed (see its log)"),
+    (112, "unrecognized_name", "the server does not serve this host name (SNI)"),
+    (116, "certificate_required", "the server requires a client certificate"),
+    (120, "no_application_protocol", "the server accepts none of the ALPN protocols offered"),
+)
+
+# errno hints for a handshake cut short.
+_ERRNO_HINTS = (
+    (32, "the server closed the connection during the handshake (client certificate refused?)"),
+    (104, "the server reset the connection during the handshake (client certificate refused?)"),
+    (110, "the server did not answer in time"),
+    (11, "the server did not answer in time"),
+)
+
+
+def errno_name(n):
+    """'ECONNREFUSED' for 111 (the firmware's errno table), else 'errno 111'."""
+    try:
+        from errno import errorcode
+        return errorcode[n]
+    except (ImportError, KeyError):
+        return "errno %d" % n
 
 
 class TLSError(OSError):
@@ -163,9 +215,68 @@ def _verify_hint(detail, hostname, ca_from):
     return "the server certificate is not signed by the root CA %s" % (ca_from,)
 
 
+def _handshake(ctx, sock, server_hostname, deadline):
+    # The handshake, bounded by `deadline` seconds in all: the socket is made
+    # non-blocking and the firmware's SSLSocket.do_handshake() is driven until
+    # it is done (per-read timeouts alone let a peer that drips bytes hold the
+    # handshake forever). The socket is blocking again afterwards.
+    if deadline is None:
+        return ctx.wrap_socket(sock, server_hostname=server_hostname)
+    import time
+    import select
+    end = time.ticks_add(time.ticks_ms(), int(deadline * 1000))
+    sock.setblocking(False)
+    ss = ctx.wrap_socket(sock, server_hostname=server_hostname, do_handshake_on_connect=False)
+    p = select.poll()
+    p.register(sock, select.POLLIN)
+    while not ss.do_handshake():
+        left = time.ticks_diff(end, time.ticks_ms())
+        if left <= 0:
+            raise TLSError(110, "ETIMEDOUT", "the TLS handshake did not finish within %.3g s "
+                           "(deadline): the server is too slow or stalled" % deadline)
+        # POLLIN wakes us for the server's bytes; a full send buffer
+        # (do_handshake wants to write) is retried every 50 ms.
+        p.poll(min(left, 50))
+    sock.setblocking(True)
+    return ss
+
+
+def _raise_tls(exc, alpn):
+    # An OSError from the handshake as a TLSError: an mbedTLS code (with the
+    # alert the server sent, if any) or an errno.
+    a = exc.args
+    if not (a and isinstance(a[0], int)):
+        return
+    code = a[0]
+    if code > 0:
+        hint = "the connection failed during the handshake"
+        for c, hi in _ERRNO_HINTS:
+            if c == code:
+                hint = hi
+        raise TLSError(code, errno_name(code), hint)
+    if code < -255:
+        name = a[1] if len(a) > 1 and str(a[1]).startswith("MBEDTLS_ERR_") else None
+        hint = None
+        for c, hi in _HINTS:
+            if c == code:
+                hint = hi
+        alert = a[2] if len(a) > 2 else None
+        if alert is not None:
+            hint = "the server sent alert %d" % alert
+            for c, n, hi in _ALERTS:
+                if c == alert:
+                    hint = "the server sent alert %s (%d): %s" % (n, c, hi)
+        if alpn and code == -0x7780 and alert in (None, 120):
+            hint += " Or does it accept none of the ALPN protocols offered (%s)?" % ", ".join(alpn)
+        e = TLSError(code, name or "MBEDTLS_ERR -0x%04X" % -code, hint,
+                     None if name else (a[1] if len(a) > 1 else None))
+        e.alert = alert
+        raise e
+
+
 def wrap_socket(sock, server_hostname, session=None, key_label=KEY_LABEL,
                 cert_label=CERT_LABEL, ca=None, ca_label=CA_LABEL, ciphers=None,
-                alpn=None, pin=None):
+                alpn=None, pin=None, deadline=None):
     """TLS over a connected socket, authenticated by the token's key and certificate.
 
     session: a pkcs11 session handle or pkcs11.Session; None opens (and
@@ -174,7 +285,9 @@ def wrap_socket(sock, server_hostname, session=None, key_label=KEY_LABEL,
     None reads the certificate labelled ca_label from the token.
     ciphers: mbedTLS suite names (a list, or one string separated by ':' or ',').
     alpn: protocol names (e.g. ["x-amzn-mqtt-ca"]); refused if the firmware's
-    tls module has no ALPN. Returns the TLS socket with the handshake done.
+    tls module has no ALPN. deadline: seconds for the whole handshake (None:
+    only the socket's own timeout); the socket is left blocking.
+    Returns the TLS socket with the handshake done.
     The socket is closed if anything fails."""
     own = None
     ticket = None
@@ -236,7 +349,9 @@ def wrap_socket(sock, server_hostname, session=None, key_label=KEY_LABEL,
                                           "(for AWS IoT use port 8883, which needs no ALPN)")
             ctx.set_alpn_protocols(alpn)
         try:
-            return ctx.wrap_socket(sock, server_hostname=server_hostname)
+            return _handshake(ctx, sock, server_hostname, deadline)
+        except TLSError:
+            raise
         except Exception as exc:
             err = _p11tls.last_error(ticket)
             if err is not None:
@@ -247,18 +362,8 @@ def wrap_socket(sock, server_hostname, session=None, key_label=KEY_LABEL,
                 detail = str(exc).strip().replace("\n", "; ")
                 raise TLSError(_X509_VERIFY, "MBEDTLS_ERR_X509_CERT_VERIFY_FAILED",
                                _verify_hint(detail, server_hostname, ca_from), detail)
-            a = exc.args
-            if isinstance(exc, OSError) and a and isinstance(a[0], int) and a[0] < -255:
-                code = a[0]
-                name = a[1] if len(a) > 1 and str(a[1]).startswith("MBEDTLS_ERR_") else None
-                hint = None
-                for c, hi in _HINTS:
-                    if c == code:
-                        hint = hi
-                if alpn and code == -0x7780:
-                    hint += " Or does it accept none of the ALPN protocols offered (%s)?" % ", ".join(alpn)
-                raise TLSError(code, name or "MBEDTLS_ERR -0x%04X" % -code, hint,
-                               None if name else (a[1] if len(a) > 1 else None))
+            if isinstance(exc, OSError):
+                _raise_tls(exc, alpn)
             raise
     except BaseException:
         try:
@@ -279,16 +384,23 @@ def wrap_socket(sock, server_hostname, session=None, key_label=KEY_LABEL,
                 pass
 
 
-def connect(host, port=8883, server_hostname=None, timeout=10, **kw):
+def connect(host, port=8883, server_hostname=None, timeout=10, deadline=30, **kw):
     """A TCP connection to host:port, then wrap_socket() (same keywords).
-    The server certificate is checked against server_hostname (default: host)."""
+    The server certificate is checked against server_hostname (default: host).
+    timeout: seconds for each socket operation (then and later); deadline:
+    seconds for TCP connect + handshake in all (None: no overall limit)."""
     import socket
+    import time
 
+    t0 = time.ticks_ms()
     ai = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
     s = socket.socket(ai[0], socket.SOCK_STREAM)
     try:
-        if timeout is not None:
-            s.settimeout(timeout)
+        t = timeout
+        if deadline is not None and (t is None or t > deadline):
+            t = deadline
+        if t is not None:
+            s.settimeout(t)
         try:
             # The handshake's and MQTT's small writes must not wait for Nagle's
             # timer (make bench: 52 ms -> 17 ms per handshake). IPPROTO_TCP and
@@ -296,11 +408,24 @@ def connect(host, port=8883, server_hostname=None, timeout=10, **kw):
             s.setsockopt(6, 1, 1)
         except OSError:
             pass
-        s.connect(ai[-1])
+        try:
+            s.connect(ai[-1])
+        except OSError as e:
+            n = e.args[0] if e.args else 0
+            if not isinstance(n, int) or n <= 0:
+                raise
+            raise OSError(n, "%s: cannot connect to %s:%d" % (errno_name(n), host, port))
     except BaseException:
         s.close()
         raise
-    return wrap_socket(s, server_hostname or host, **kw)
+    if deadline is not None:
+        deadline -= time.ticks_diff(time.ticks_ms(), t0) / 1000
+        if deadline <= 0:
+            deadline = 0.001
+    ss = wrap_socket(s, server_hostname or host, deadline=deadline, **kw)
+    if timeout is not None:
+        s.settimeout(timeout)
+    return ss
 
 
 def opener(host, port=8883, **kw):

@@ -1,4 +1,6 @@
-# MQTT 3.1.1 client for MicroPython, with AWS IoT Core's limits enforced by default.
+# mqtt: an MQTT 3.1.1 client for MicroPython, with AWS IoT Core's limits
+# enforced by default (mqtt.aws). One connection's protocol lives here;
+# mqtt.robust adds reconnect with backoff and restores subscriptions.
 #
 #   c = MQTTClient("my-thing", connect_fn, keepalive=60, callback=on_msg)
 #   c.set_last_will("t/status", b"offline", retain=False, qos=1)   # optional
@@ -6,7 +8,10 @@
 #   c.subscribe("a/b", qos=1)          -> granted QoS (list when given a list)
 #   c.publish("a/b", b"hi", qos=1)     -> packet id (QoS 1) or None
 #   c.wait_msg(timeout) / c.check_msg() -> (topic: bytes, msg: bytearray) or None
-#   c.unsubscribe("a/b"); c.ping(); c.pending(); c.reconnect(); c.disconnect()
+#   c.unsubscribe("a/b"); c.ping(); c.pending(); c.disconnect()
+#
+# The rest is grouped in Options (credentials, clean session, timeouts,
+# sizes, log): MQTTClient(..., options=Options(ack_timeout=5, user="u")).
 #
 # Errors: MQTTLimitError (a ValueError) for anything AWS or MQTT would refuse,
 # raised before a byte is sent; MQTTConnectError (.rc) for a CONNACK refusal;
@@ -14,45 +19,24 @@
 # lost, after which the socket is closed; MQTTTimeoutError when an ack is late
 # on a live link; MQTTSubscribeError (.topics) for SUBACK 0x80.
 # The callback runs inside the client's calls (publish waiting for PUBACK
-# included); it may publish but should not subscribe. After a PUBLISH,
-# .flags holds its fixed-header flags (DUP 8, QoS 2/4, RETAIN 1).
+# included); it may publish but should not subscribe. Without a callback,
+# PUBLISHes that arrive while a call waits are queued for wait_msg(). After a
+# PUBLISH, .flags holds its fixed-header flags (DUP 8, QoS 2/4, RETAIN 1).
 #
 # The transport is either a connected stream (plain or TLS socket) or a callable
-# returning one; only a callable allows reconnect(). The client switches the
-# stream to non-blocking and waits with select.poll, because TLS sockets have no
-# settimeout and a blocking read on a half-open link would hang forever.
-# Not thread-safe: use one client from one thread.
+# returning one (p11tls.opener()); only a callable allows a new connect(). The
+# client switches the stream to non-blocking and waits with select.poll,
+# because TLS sockets have no settimeout and a blocking read on a half-open
+# link would hang forever. Not thread-safe: use one client from one thread.
 
 from micropython import const
 import time
+from .aws import AWS_LIMITS, counted
 
 try:
     import select
 except ImportError:  # boards without select: the client sleeps and retries
     select = None
-
-try:
-    from random import getrandbits
-except ImportError:
-    def getrandbits(n):
-        return 0
-
-# AWS IoT Core's documented per-connection limits. A missing or None entry
-# means "protocol limit only"; MQTTClient(limits=None) drops them all for
-# other brokers, dict(AWS_LIMITS, keepalive=(1, 1200)) relaxes one.
-# Slashes and topic bytes are counted over the whole topic name or filter,
-# $aws/ reserved topics included (AWS sized those to fit), except for Basic
-# Ingest topics, whose "$aws/rules/<rule>/" prefix AWS excludes from both.
-# keepalive 0 ("never ping") is refused: AWS would apply its own 1200 s.
-AWS_LIMITS = {
-    "client_id": 128,  # bytes, UTF-8
-    "topic": 256,  # bytes, names and filters
-    "slashes": 7,  # '/' per name or filter
-    "payload": 131072,  # bytes per PUBLISH (128 KB)
-    "keepalive": (30, 1200),  # seconds, inclusive
-    "topics_per_subscribe": 8,
-    "connect_interval": 1000,  # ms between CONNECTs of one client id
-}
 
 _CONNECT = const(0x10)
 _CONNACK = const(0x20)
@@ -93,7 +77,7 @@ class MQTTConnectError(MQTTError):
 
 class MQTTConnectionError(MQTTError):
     # The link is gone (closed, I/O error, no answer in time); the socket is
-    # closed and reconnect() may be used.
+    # closed and connect() (mqtt.robust: reconnect()) may be used.
     pass
 
 
@@ -173,22 +157,79 @@ def _utf8(s, what):
     return b
 
 
+def _why(e):
+    # An OSError as text: errno values by name ("ECONNREFUSED"), others as
+    # their message (p11tls.TLSError names the alert or the mbedTLS error).
+    a = e.args
+    if len(a) == 1 and isinstance(a[0], int) and a[0] > 0:
+        try:
+            from errno import errorcode
+            return "%s (%s)" % (errorcode[a[0]], type(e).__name__)
+        except (ImportError, KeyError):
+            pass
+    return str(e) or repr(e)
+
+
+class Options:
+    # Everything MQTTClient takes beyond its first five arguments. Defaults
+    # live on the class, so an instance holds only what was given:
+    # Options(ack_timeout=5, log=print).
+    clean_session = True
+    user = None  # str or bytes; a password needs a user name (MQTT 3.1.1)
+    password = None  # str or bytes
+    ack_timeout = 10  # s for CONNACK, SUBACK, UNSUBACK, PUBACK, PINGRESP
+    connect_timeout = 30  # s for all of connect(): transport, CONNECT, CONNACK
+    max_retries = 3  # DUP retransmissions of a QoS 1 publish() that waits
+    max_inflight = 4  # QoS 1 messages awaiting PUBACK at once
+    max_rx = 16384  # largest incoming payload kept (bigger: acked, counted in .dropped)
+    queue = 4  # PUBLISHes kept for wait_msg() when there is no callback
+    buf_size = 384  # scratch buffer for outgoing packets
+    log = None  # print-like function for connection events
+
+    def __init__(self, **kw):
+        for k in kw:
+            if k[0] == "_" or not hasattr(Options, k):
+                raise TypeError("unknown MQTT option %r" % k)
+            setattr(self, k, kw[k])
+
+
+class _Inflight:
+    # One QoS 1 publish awaiting PUBACK. The slots are made once and reused,
+    # so nothing is allocated per message. They hold references, not copies,
+    # of the caller's payload (don't mutate it until acknowledged). cap is
+    # the number of sends allowed while a blocking publish() waits on the
+    # slot; 0 means "retransmit until PUBACK".
+    __slots__ = ("pid", "topic", "msg", "retain", "sent", "resends", "cap")
+
+    def __init__(self):
+        self.pid = 0  # 0: free
+        self.topic = self.msg = None
+        self.retain = False
+        self.sent = 0  # ticks_ms of the last send
+        self.resends = 0
+        self.cap = 0
+
+    def free(self):
+        self.pid = 0
+        self.topic = self.msg = None
+
+
 class MQTTClient:
-    def __init__(self, client_id, transport, keepalive=60, clean_session=True,
-                 user=None, password=None, callback=None, limits=AWS_LIMITS,
-                 ack_timeout=10, max_retries=3, max_inflight=4, max_rx=16384,
-                 queue=4, buf_size=384, backoff_base=1, backoff_cap=60,
-                 reconnect_attempts=None, resubscribe=True, log=None):
+    def __init__(self, client_id, transport, keepalive=60, callback=None, limits=AWS_LIMITS,
+                 options=None):
+        o = options or Options
         lim = limits or {}
         self._lim = lim
         cid = _utf8(client_id, "client id")
         if len(cid) > (lim.get("client_id") or 65535):
             raise MQTTLimitError("client id is %d bytes; limit %d" % (len(cid), lim.get("client_id") or 65535))
-        if not cid and (limits is not None or not clean_session):
+        if not cid and (limits is not None or not o.clean_session):
             raise MQTTLimitError("client id must not be empty")
         ka = lim.get("keepalive") or (0, 65535)
         if not isinstance(keepalive, int) or not ka[0] <= keepalive <= ka[1]:
             raise MQTTLimitError("keep-alive %r s is outside %d..%d s" % (keepalive, ka[0], ka[1]))
+        user = o.user
+        password = o.password
         if password is not None and user is None:
             raise ValueError("MQTT 3.1.1 allows a password only with a user name")
         self._user = None if user is None else _utf8(user, "user name")
@@ -199,38 +240,29 @@ class MQTTClient:
         self._pass = password
         self.client_id = cid
         self.keepalive = keepalive
-        self.clean_session = clean_session
+        self.clean_session = o.clean_session
         self.cb = callback
         self._transport = transport
-        self._tmo = int(ack_timeout * 1000)
-        self._retries = max_retries
-        self._max_rx = max_rx
-        self._qmax = queue
-        self._bbase = int(backoff_base * 1000)
-        self._bcap = int(backoff_cap * 1000)
-        self.reconnect_attempts = reconnect_attempts
-        self._resub = resubscribe
-        self._log = log
+        self._tmo = int(o.ack_timeout * 1000)
+        self._ctmo = o.connect_timeout
+        self._cap = None  # while connecting: ticks_ms no read may pass
+        self._retries = o.max_retries
+        self._max_rx = o.max_rx
+        self._qmax = o.queue
+        self._log = o.log
         self._will = None
         # One scratch buffer for outgoing packets (header, topic and small
         # payloads go out in a single write: one TLS record, no Nagle stall;
         # bigger payloads are written from the caller's buffer, not copied)
         # and a 2-byte one for incoming header bytes and packet ids.
-        self._buf = bytearray(max(buf_size, 16))
+        self._buf = bytearray(max(o.buf_size, 16))
         self._bmv = memoryview(self._buf)
         self._n = 0
         self._h = bytearray(2)
         mv = memoryview(self._h)
         self._h1 = mv[:1]
         self._h2 = mv
-        # In-flight QoS 1 publishes: fixed slots [pid, topic, msg, retain,
-        # sent_ms, retransmissions, cap + 1] reused for every message, so no
-        # container is built per message. They hold references, not copies,
-        # of the caller's payload (don't mutate it until acknowledged). The
-        # cap applies only while a blocking publish() waits on the slot;
-        # otherwise it is retransmitted until PUBACK.
-        self._slots = [[0, None, None, 0, 0, 0, 0] for _ in range(max(1, max_inflight))]
-        self._subs = []
+        self._slots = [_Inflight() for _ in range(max(1, o.max_inflight))]
         self._q = []
         self._pid = 0
         self._sock = None
@@ -253,11 +285,7 @@ class MQTTClient:
         if not b:
             raise MQTTLimitError("empty topic")
         lim = self._lim
-        body = b
-        if b[0] == 0x24 and b[:11].lower() == b"$aws/rules/":
-            # Basic Ingest: "$aws/rules/<rule>/" is not counted by AWS.
-            k = b.find(b"/", 11)
-            body = b"" if k < 0 else b[k + 1:]
+        body = counted(b) if lim else b
         m = lim.get("topic") or 65535
         if len(body) > m:
             raise MQTTLimitError("topic is %d bytes; limit %d" % (len(body), m))
@@ -321,7 +349,7 @@ class MQTTClient:
                     off += w
                     self._tx = time.ticks_ms()
         except OSError as e:
-            self._fail(MQTTConnectionError("connection lost: %r" % (e,)))
+            self._fail(MQTTConnectionError("connection lost: " + _why(e)))
 
     def _put(self, data):
         n = len(data)
@@ -421,7 +449,7 @@ class MQTTClient:
             try:
                 return self._packet(wait_ms)
             except OSError as e:
-                raise MQTTConnectionError("connection lost: %r" % (e,))
+                raise MQTTConnectionError("connection lost: " + _why(e))
         except MQTTConnectionError:
             self.close()
             raise
@@ -440,7 +468,7 @@ class MQTTClient:
         now = time.ticks_ms()
         self._rx = now
         b0 = h[0]
-        end = time.ticks_add(now, self._tmo)
+        end = self._end(now)
         rem = 0
         shift = 0
         while True:
@@ -469,9 +497,8 @@ class MQTTClient:
                 pid = self._read16(end)
                 if t == _PUBACK:
                     for s in self._slots:
-                        if s[0] == pid:
-                            s[0] = 0
-                            s[1] = s[2] = None
+                        if s.pid == pid:
+                            s.free()
                 elif pid == self._want:
                     self._want = 0
         elif t == _SUBACK and rem > 2:
@@ -525,9 +552,9 @@ class MQTTClient:
         elif self._ka_ms and max(time.ticks_diff(now, self._tx), time.ticks_diff(now, self._rx)) >= self._ka_ms:
             self.ping()
         for s in self._slots:
-            if s[0] and time.ticks_diff(now, s[4]) >= self._tmo and not (s[6] and s[5] >= s[6] - 1):
-                s[5] += 1
-                self._log and self._log("no PUBACK for %d: retransmitting (DUP)" % s[0])
+            if s.pid and time.ticks_diff(now, s.sent) >= self._tmo and not (s.cap and s.resends >= s.cap - 1):
+                s.resends += 1
+                self._log and self._log("no PUBACK for %d: retransmitting (DUP)" % s.pid)
                 self._send_slot(s, True)
 
     def _due(self):
@@ -542,8 +569,8 @@ class MQTTClient:
         else:
             d = 1000
         for s in self._slots:
-            if s[0]:
-                d = min(d, self._tmo - time.ticks_diff(now, s[4]))
+            if s.pid:
+                d = min(d, self._tmo - time.ticks_diff(now, s.sent))
         return max(0, min(d, 1000))
 
     def _take(self):
@@ -553,11 +580,16 @@ class MQTTClient:
             self.cb(m[0], m[1])
         return m
 
+    def _end(self, now):
+        end = time.ticks_add(now, self._tmo)
+        cap = self._cap
+        return cap if cap is not None and time.ticks_diff(cap, end) < 0 else end
+
     def _await(self, want):
         # Block until the reply to `want` (a packet id, or -1 for CONNACK),
         # handing any PUBLISH that arrives meanwhile to the callback or queue.
         self._want = want
-        end = time.ticks_add(time.ticks_ms(), self._tmo)
+        end = self._end(time.ticks_ms())
         while self._want:
             left = time.ticks_diff(end, time.ticks_ms())
             if left <= 0:
@@ -584,8 +616,8 @@ class MQTTClient:
             self._poll = None
 
     def connect(self):
-        # Sends CONNECT, waits for CONNACK, then re-sends unacknowledged QoS 1
-        # messages and restores subscriptions the broker no longer has.
+        # Opens the transport, sends CONNECT, waits for CONNACK, then re-sends
+        # unacknowledged QoS 1 messages (they survive a lost link).
         if self._sock is not None:
             self.close()
         self._msg = None
@@ -596,11 +628,16 @@ class MQTTClient:
             d = iv - time.ticks_diff(time.ticks_ms(), self._last_connect)
             if d > 0:
                 time.sleep_ms(d)
+        t0 = time.ticks_ms()
+        late = "connect did not complete within %s s" % self._ctmo
         try:
             self._open()
         except OSError as e:
             self.close()
-            raise MQTTConnectionError("cannot open transport: %r" % (e,))
+            raise MQTTConnectionError("cannot open transport: " + _why(e))
+        self._cap = cap = time.ticks_add(t0, int(self._ctmo * 1000))
+        if time.ticks_diff(cap, time.ticks_ms()) <= 0:
+            self._fail(MQTTConnectionError(late))
         # Only a CONNECT that reaches the broker counts towards AWS's rate.
         self._last_connect = time.ticks_ms()
         self._ka_ms = self.keepalive * 750
@@ -629,8 +666,16 @@ class MQTTClient:
             self._put16(len(f))
             self._put(f)
         self._flush()
-        if not self._await(-1):
-            self._fail(MQTTConnectionError("no CONNACK within %d ms" % self._tmo))
+        try:
+            ok = self._await(-1)
+        except MQTTConnectionError:
+            if time.ticks_diff(cap, time.ticks_ms()) > 0:
+                raise
+            ok = False
+        self._cap = None
+        if not ok:
+            self._fail(MQTTConnectionError(
+                late if time.ticks_diff(cap, time.ticks_ms()) <= 0 else "no CONNACK within %d ms" % self._tmo))
         rc = self._codes[1]
         if rc:
             self.close()
@@ -639,48 +684,18 @@ class MQTTClient:
         self.connected = True
         self._log and self._log("connected (session present: %d)" % present)
         for s in self._slots:
-            if s[0]:
-                s[5] = 0
+            if s.pid:
+                s.resends = 0
                 # Same session: a redelivery (DUP). New session: a new message.
                 self._send_slot(s, not self.clean_session)
-        if self._resub and not present and self._subs:
-            k = self._lim.get("topics_per_subscribe") or len(self._subs)
-            subs = self._subs
-            for i in range(0, len(subs), k):
-                self._subscribe(subs[i:i + k])
         return present
-
-    def reconnect(self):
-        # Retry connect() with exponential backoff and "equal jitter": the
-        # n-th wait is d/2 + rand(0..d/2) with d = min(cap, base * 2**n), so
-        # waits grow, never exceed the cap, and a fleet does not retry in step.
-        if not callable(self._transport) or hasattr(self._transport, "write"):
-            raise MQTTError("reconnect needs a transport callable that opens a new socket")
-        n = 0
-        while True:
-            try:
-                return self.connect()
-            except MQTTConnectError as e:
-                if e.rc != 3:
-                    raise
-                err = e
-            except MQTTConnectionError as e:
-                err = e
-            n += 1
-            if self.reconnect_attempts is not None and n >= self.reconnect_attempts:
-                raise err
-            d = self._bbase << min(n - 1, 20)
-            if d > self._bcap:
-                d = self._bcap
-            d = d // 2 + (d - d // 2) * getrandbits(16) // 65536
-            self._log and self._log("connect attempt %d failed (%s); next in %d ms" % (n, err, d))
-            time.sleep_ms(d)
 
     def close(self):
         # Drop the link without DISCONNECT (the broker then sends the will).
         s = self._sock
         self._sock = None
         self._poll = None
+        self._cap = None
         self.connected = False
         if s is not None:
             try:
@@ -711,7 +726,7 @@ class MQTTClient:
         while True:
             self._pid = self._pid % 65535 + 1
             for s in self._slots:
-                if s[0] == self._pid:
+                if s.pid == self._pid:
                     break
             else:
                 return self._pid
@@ -727,8 +742,8 @@ class MQTTClient:
         self._flush()
 
     def _send_slot(self, s, dup):
-        s[4] = time.ticks_ms()
-        self._send_publish(s[1], s[2], s[3], 1, s[0], dup)
+        s.sent = time.ticks_ms()
+        self._send_publish(s.topic, s.msg, s.retain, 1, s.pid, dup)
 
     def publish(self, topic, msg, retain=False, qos=0, wait=True):
         # QoS 1 with wait=True returns once PUBACK arrives, retransmitting
@@ -746,30 +761,29 @@ class MQTTClient:
             return None
         s = self._free_slot()
         pid = self._new_pid()
-        s[0] = pid
-        s[1] = t
-        s[2] = msg
-        s[3] = retain
-        s[5] = 0
-        s[6] = self._retries + 1 if wait else 0
+        s.pid = pid
+        s.topic = t
+        s.msg = msg
+        s.retain = retain
+        s.resends = 0
+        s.cap = self._retries + 1 if wait else 0
         try:
             self._send_slot(s, False)
-            while wait and s[0] == pid:
-                if s[5] >= s[6] - 1 and time.ticks_diff(time.ticks_ms(), s[4]) >= self._tmo:
-                    s[0] = 0
-                    s[1] = s[2] = None
+            while wait and s.pid == pid:
+                if s.resends >= s.cap - 1 and time.ticks_diff(time.ticks_ms(), s.sent) >= self._tmo:
+                    s.free()
                     raise MQTTTimeoutError("no PUBACK for packet %d after %d retransmissions" % (pid, self._retries))
                 self._pump(None)
         finally:
             # Left queued by an error: retransmit it until acknowledged.
-            s[6] = 0
+            s.cap = 0
         return pid
 
     def _free_slot(self):
         end = time.ticks_add(time.ticks_ms(), self._tmo * (self._retries + 1))
         while True:
             for s in self._slots:
-                if not s[0]:
+                if not s.pid:
                     return s
             if time.ticks_diff(end, time.ticks_ms()) <= 0:
                 raise MQTTTimeoutError("%d QoS 1 messages still unacknowledged" % len(self._slots))
@@ -790,7 +804,7 @@ class MQTTClient:
 
     def pending(self):
         # Packet ids of QoS 1 messages not yet acknowledged.
-        return [s[0] for s in self._slots if s[0]]
+        return [s.pid for s in self._slots if s.pid]
 
     # ---- subscribe ----
 
@@ -829,17 +843,8 @@ class MQTTClient:
         if self._sock is None:
             raise MQTTConnectionError("not connected")
         codes = self._subscribe(enc)
-        bad = []
-        for i in range(len(enc)):
-            t, q = enc[i]
-            for e in self._subs:
-                if e[0] == t:
-                    self._subs.remove(e)
-                    break
-            if codes[i] == 0x80:
-                bad.append(t)
-            else:
-                self._subs.append(enc[i])
+        self._subscribed(enc, codes)
+        bad = [enc[i][0] for i in range(len(enc)) if codes[i] == 0x80]
         if bad:
             raise MQTTSubscribeError(bad)
         return codes[0] if one else list(codes)
@@ -859,9 +864,17 @@ class MQTTClient:
             self._put16(len(t))
             self._put(t)
         self._flush()
-        self._subs = [e for e in self._subs if e[0] not in enc]
+        self._unsubscribed(enc)
         if not self._await(pid):
             raise MQTTTimeoutError("no UNSUBACK within %d ms" % self._tmo)
+
+    def _subscribed(self, items, codes):
+        # items: [(filter bytes, qos)]; codes: the SUBACK's. mqtt.robust keeps
+        # the granted ones to restore them after a reconnect.
+        pass
+
+    def _unsubscribed(self, filters):
+        pass
 
     # ---- receive ----
 
