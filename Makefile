@@ -138,7 +138,7 @@ esp32:
 			$(ESP32_BUILD)/partition_table/partition-table.bin $(ESP32_BUILD)/micropython.bin \
 			$(ESP32_BUILD)/firmware.bin $(ESP32_BUILD)/micropython.uf2; } \
 		> $(BUILD)/esp32-build.log 2>&1 \
-		|| { tail -n 30 $(BUILD)/esp32-build.log; echo "[build] $(ESP32_CHIP) firmware (boards/$(ESP32_BOARD_NAME)) failed; full log: $(BUILD)/esp32-build.log"; exit 1; }
+		|| { tail -n 30 $(BUILD)/esp32-build.log; echo "[build] ESP32 firmware failed (boards/$(ESP32_BOARD_NAME), $(ESP32_CHIP)); full log: $(BUILD)/esp32-build.log"; exit 1; }
 	@echo "[build] app $(ESP32_BUILD)/micropython.bin, full image $(ESP32_BUILD)/firmware.bin (at $(ESP32_BOOT_OFFSET)); make flash BOARD=$(ESP32_BOARD_NAME) PORT=..."
 
 # Writes the app partition only: the token partition (keys, certificates, PINs)
