@@ -176,7 +176,7 @@ def _compile(src: Path, out: Path, mbedtls_include: Path, syntax_only: bool = Fa
     cmd = ["gcc", "-std=gnu99", "-Os", "-Wall", "-Werror", "-Wno-unused-function",
            f"-I{MPY}", f"-I{MPY / 'ports' / 'unix'}", f"-I{ROOT / 'boards' / 'unix'}", f"-I{BUILD / 'unix'}",
            f"-I{PKCS11_DIR}", f"-I{MBEDTLS_36 / '3rdparty' / 'p256-m' / 'p256-m'}", f"-I{mbedtls_include}",
-           "-DMICROPY_SSL_MBEDTLS=1", '-DMBEDTLS_CONFIG_FILE="mbedtls/mbedtls_config_port.h"',
+           "-DMICROPY_PY_SSL=1", "-DMICROPY_SSL_MBEDTLS=1", '-DMBEDTLS_CONFIG_FILE="mbedtls/mbedtls_config_port.h"',
            "-fsyntax-only" if syntax_only else "-c", str(src)]
     if not syntax_only:
         cmd += ["-o", str(out)]
