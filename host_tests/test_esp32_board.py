@@ -142,8 +142,8 @@ def test_sdkconfig_defaults_are_the_generic_boards_plus_ours(tmp_path):
 
 def test_c_module_cmake_has_the_tls_hook_link_options():
     cm = (ROOT / "firmware" / "cmodule" / "micropython.cmake").read_text()
-    assert "pkcs11/micropython.cmake" in cm
-    mod = (ROOT / "firmware" / "cmodule" / "pkcs11" / "micropython.cmake").read_text()
+    assert "pkcs11/micropython.cmake" in cm and "p11tls/micropython.cmake" in cm
+    mod = (ROOT / "firmware" / "cmodule" / "p11tls" / "micropython.cmake").read_text()
     assert "tls_sign_hook.c" in mod
     assert "-Wl,--wrap=mbedtls_pk_sign_restartable" in mod
     assert "-Wl,--undefined=__wrap_mbedtls_pk_sign_restartable" in mod

@@ -1,14 +1,19 @@
-// _p11tls: TLS client authentication through the token.
+// _p11tls: TLS client authentication through the token (its own user C
+// module: firmware/cmodule/p11tls, with the --wrap link flag in its
+// micropython.mk / micropython.cmake; it needs _pkcs11 for its random numbers,
+// _pkcs11 builds without it).
 //
 // mbedTLS signs the TLS 1.2 CertificateVerify message with
 // mbedtls_pk_sign_restartable() (ssl_tls12_client.c), for EC and RSA keys
 // alike. The firmware is linked with --wrap=mbedtls_pk_sign_restartable, so
-// that call lands in __wrap_mbedtls_pk_sign_restartable() below.
+// that call lands in __wrap_mbedtls_pk_sign_restartable() below; every other
+// caller of that function (and _pkcs11, which never calls it) is unaffected.
 //
 // The key loaded into an SSLContext is a *reference key*: a well-formed key
 // whose private value is MAGIC || ticket. The ticket names a Python signer
-// registered with _p11tls.register(); each connection gets its own ticket, so
-// any number of TLS sockets with different token keys can be open at once.
+// registered with _p11tls.register(); each connection gets its own ticket
+// (16 bytes from _pkcs11's DRBG), so any number of TLS sockets with different
+// token keys can be open at once.
 //   EC P-256: SEC1 ECPrivateKey, d = MAGIC(8) || ticket(16) || 0(8); mbedTLS
 //             derives the (meaningless) public point itself.
 //   RSA:      PKCS#1 RSAPrivateKey with the token key's real n and e,
@@ -34,15 +39,15 @@
 
 #include "py/runtime.h"
 #include "py/objstr.h"
-#include "py/mperrno.h"
 
 #if MICROPY_PY_SSL && MICROPY_SSL_MBEDTLS
 
 #include "mbedtls/pk.h"
 #include "mbedtls/rsa.h"
 #include "mbedtls/md.h"
-#include "mbedtls/entropy.h"
 #include "mbedtls/platform_util.h"
+
+#include "modpkcs11.h"
 
 #if !defined(MBEDTLS_ECP_C) || !defined(MBEDTLS_RSA_C) || !defined(MBEDTLS_MD_C)
 #error "tls_sign_hook.c needs MBEDTLS_ECP_C, MBEDTLS_RSA_C and MBEDTLS_MD_C"
@@ -323,19 +328,14 @@ static mp_obj_t p11tls_register(mp_obj_t signer) {
     mp_obj_t reg = registry(true);
     mp_map_t *map = mp_obj_dict_get_map(reg);
     uint8_t ticket[TICKET_LEN];
-    mbedtls_entropy_context *entropy = m_new_obj(mbedtls_entropy_context);
-    mbedtls_entropy_init(entropy);
     mp_obj_t key;
-    int ret;
     do {
-        ret = mbedtls_entropy_func(entropy, ticket, sizeof(ticket));
+        // The one random source of the firmware's token: _pkcs11's DRBG.
+        if (pkcs11_rng(NULL, ticket, sizeof(ticket)) != 0) {
+            pkcs11_raise_rng();
+        }
         key = mp_obj_new_bytes(ticket, sizeof(ticket));
-    } while (ret == 0 && mp_map_lookup(map, key, MP_MAP_LOOKUP) != NULL);
-    mbedtls_entropy_free(entropy);
-    m_del_obj(mbedtls_entropy_context, entropy);
-    if (ret != 0) {
-        mp_raise_OSError(MP_EIO);
-    }
+    } while (mp_map_lookup(map, key, MP_MAP_LOOKUP) != NULL);
     mp_obj_t items[2] = { signer, mp_const_none };
     mp_obj_dict_store(reg, key, mp_obj_new_list(2, items));
     return key;
@@ -372,10 +372,23 @@ static mp_obj_t p11tls_last_error(mp_obj_t ticket_in) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_1(p11tls_last_error_obj, p11tls_last_error);
 
+#if MICROPY_MODULE_BUILTIN_INIT
+// The DRBG's lock must exist before register() draws a ticket, also when
+// _pkcs11 itself has not been imported yet.
+static mp_obj_t p11tls_module_init(void) {
+    pkcs11_drbg_init();
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_0(p11tls_module_init_obj, p11tls_module_init);
+#endif
+
 static const mp_obj_str_t p11tls_magic_obj = {{&mp_type_bytes}, 0, MAGIC_LEN, (const byte *)MAGIC};
 
 static const mp_rom_map_elem_t p11tls_module_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR___name__), MP_ROM_QSTR(MP_QSTR__p11tls) },
+    #if MICROPY_MODULE_BUILTIN_INIT
+    { MP_ROM_QSTR(MP_QSTR___init__), MP_ROM_PTR(&p11tls_module_init_obj) },
+    #endif
     { MP_ROM_QSTR(MP_QSTR_register), MP_ROM_PTR(&p11tls_register_obj) },
     { MP_ROM_QSTR(MP_QSTR_unregister), MP_ROM_PTR(&p11tls_unregister_obj) },
     { MP_ROM_QSTR(MP_QSTR_last_error), MP_ROM_PTR(&p11tls_last_error_obj) },
