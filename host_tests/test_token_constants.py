@@ -13,7 +13,7 @@ import pytest
 
 from harness.paths import ROOT
 
-PKG = ROOT / "modules" / "pkcs11"
+PKG = ROOT / "modules" / "pkcs11" / "pkcs11"
 HEADER = Path("/usr/include/p11-kit-1/p11-kit/pkcs11.h")
 
 
