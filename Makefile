@@ -84,13 +84,15 @@ qemu: sources $(MPY_DIR)/mpy-cross/build/mpy-cross
 # frozen micropython-lib packages (no micropython-lib), btree (no berkeley-db), ffi
 # (no libffi in our Debian packages). On: the board REPL with raw REPL that mpremote
 # drives (firmware/patches/unix-raw-repl.patch), as on every board.
+# (The board REPL's banner needs a board and MCU name.)
 STOCK_UNIX_BIN := $(BUILD)/stock-unix/micropython
+STOCK_UNIX_NAMES := -DMICROPY_HW_BOARD_NAME='\"unix standard variant\"' -DMICROPY_HW_MCU_NAME='\"host CPU\"'
 
 stock-unix: sources $(MPY_DIR)/mpy-cross/build/mpy-cross
 	@echo "[build] stock unix MicroPython (standard variant, no C module) -> $(STOCK_UNIX_BIN)"
 	@$(MAKE) -s -C $(MPY_DIR)/ports/unix -j$(JOBS) VARIANT=standard BUILD=$(BUILD)/stock-unix \
 		FROZEN_MANIFEST= MPY_LIB_DIR=$(MPY_LIB_STUB) MICROPY_PY_BTREE=0 MICROPY_PY_FFI=0 \
-		MICROPY_UNIX_PYEXEC_REPL=1 > $(BUILD)/stock-unix-build.log 2>&1 \
+		MICROPY_UNIX_PYEXEC_REPL=1 CFLAGS_EXTRA="$(STOCK_UNIX_NAMES)" > $(BUILD)/stock-unix-build.log 2>&1 \
 		|| { tail -n 30 $(BUILD)/stock-unix-build.log; echo "[build] stock unix MicroPython failed; full log: $(BUILD)/stock-unix-build.log"; exit 1; }
 
 # ESP32 (boards/ESP32_PKCS11): ESP-IDF v5.2-v5.4 must be installed and exported
