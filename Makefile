@@ -21,7 +21,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 MPY_LIB_STUB := $(BUILD)/mpylib
 COMMON_MAKE_ARGS := USER_C_MODULES=$(CURDIR)/firmware/cmodule MPY_LIB_DIR=$(MPY_LIB_STUB)
 
-.PHONY: all deps sources unix qemu esp32 flash test test-unix test-qemu demo bench clean help
+.PHONY: all deps sources unix qemu stock-unix esp32 flash test test-unix test-qemu demo bench clean help
 
 all: unix qemu
 
@@ -30,6 +30,7 @@ help:
 	@echo "make test    build the unix and qemu firmware and run every test"
 	@echo "make unix    build $(UNIX_BIN)"
 	@echo "make qemu    build $(QEMU_ELF)"
+	@echo "make stock-unix   build $(STOCK_UNIX_BIN) (stock MicroPython, no C module, nothing frozen)"
 	@echo "make bench   C module vs pure Python: speed and heap on unix and qemu"
 	@echo "make esp32 [BOARD=ESP32_C3_PKCS11]   build the ESP32 (or ESP32-C3) firmware (needs ESP-IDF v5.2-v5.4: . \$$IDF_PATH/export.sh)"
 	@echo "make flash PORT=/dev/ttyUSB0 [BOARD=...]   write the board's app partition (the token partition is kept)"
@@ -76,6 +77,23 @@ qemu: sources $(MPY_DIR)/mpy-cross/build/mpy-cross
 		> $(BUILD)/qemu-build.log 2>&1 \
 		|| { tail -n 30 $(BUILD)/qemu-build.log; echo "[build] qemu firmware failed; full log: $(BUILD)/qemu-build.log"; exit 1; }
 	@arm-none-eabi-size $(QEMU_ELF)
+
+# Stock unix MicroPython from the same source tree, for installing the device packages
+# with `mpremote mip install` (host_tests/test_mip_stock.py): the standard variant with
+# no user C module and nothing frozen. Off, because Debian's source lacks what they need:
+# frozen micropython-lib packages (no micropython-lib), btree (no berkeley-db), ffi
+# (no libffi in our Debian packages). On: the board REPL with raw REPL that mpremote
+# drives (firmware/patches/unix-raw-repl.patch), as on every board.
+# (The board REPL's banner needs a board and MCU name.)
+STOCK_UNIX_BIN := $(BUILD)/stock-unix/micropython
+STOCK_UNIX_NAMES := -DMICROPY_HW_BOARD_NAME='\"unix standard variant\"' -DMICROPY_HW_MCU_NAME='\"host CPU\"'
+
+stock-unix: sources $(MPY_DIR)/mpy-cross/build/mpy-cross
+	@echo "[build] stock unix MicroPython (standard variant, no C module) -> $(STOCK_UNIX_BIN)"
+	@$(MAKE) -s -C $(MPY_DIR)/ports/unix -j$(JOBS) VARIANT=standard BUILD=$(BUILD)/stock-unix \
+		FROZEN_MANIFEST= MPY_LIB_DIR=$(MPY_LIB_STUB) MICROPY_PY_BTREE=0 MICROPY_PY_FFI=0 \
+		MICROPY_UNIX_PYEXEC_REPL=1 CFLAGS_EXTRA="$(STOCK_UNIX_NAMES)" > $(BUILD)/stock-unix-build.log 2>&1 \
+		|| { tail -n 30 $(BUILD)/stock-unix-build.log; echo "[build] stock unix MicroPython failed; full log: $(BUILD)/stock-unix-build.log"; exit 1; }
 
 # ESP32 boards: ESP-IDF v5.2-v5.4 must be installed and exported
 # (`. $IDF_PATH/export.sh`). BOARD=ESP32_PKCS11 (classic ESP32, the default) or

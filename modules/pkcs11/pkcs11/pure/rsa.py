@@ -5,7 +5,7 @@
 # resistance is claimed.
 import os
 from . import sha2
-from .asn1 import HASH_LEN, bitlen
+from ..der import HASH_LEN, bitlen
 
 
 def random_bytes(n):

@@ -1,7 +1,7 @@
 """The C-shaped PKCS#11 function list: `pkcs11.C_GetFunctionList()`.
 
 Each C_* method checks its arguments, then delegates to the token state
-(session.py), the attribute rules (objects.py) and the mechanisms
+(token.py), the attribute rules and key usage (objects.py) and the mechanisms
 (mechanisms.py).  Failures raise pkcs11.errors.PKCS11Error with `.rv`.
 
 Python shapes of the C calls:
@@ -44,36 +44,16 @@ from micropython import const
 
 from . import crypto, mechanisms, objects
 from .errors import error
-from .session import PIN_MAX, PIN_MIN, Token, pad
+from .token import PIN_MAX, PIN_MIN, Token, pad
 
 _SLOT = const(0)
 _CKF_TOKEN_PRESENT = const(0x1)
 _CKF_RW_SESSION = const(0x2)
 _CKF_SERIAL_SESSION = const(0x4)
-_CKO_PUBLIC_KEY = const(2)
-_CKO_PRIVATE_KEY = const(3)
-_CKK_RSA = const(0)
-_CKA_CLASS = const(0x0)
-_CKA_VALUE = const(0x11)
-_CKA_KEY_TYPE = const(0x100)
-_CKA_SIGN = const(0x108)
-_CKA_VERIFY = const(0x10A)
-_CKA_MODULUS = const(0x120)
-_CKA_PUBLIC_EXPONENT = const(0x122)
-_CKA_PRIVATE_EXPONENT = const(0x123)
-_CKA_PRIME_1 = const(0x124)
-_CKA_PRIME_2 = const(0x125)
-_CKA_EXPONENT_1 = const(0x126)
-_CKA_EXPONENT_2 = const(0x127)
-_CKA_COEFFICIENT = const(0x128)
-_CKA_EC_POINT = const(0x181)
-_CKM_EC_KEY_PAIR_GEN = const(0x1040)
 _CKR_SLOT_ID_INVALID = const(0x3)
 _CKR_ARGUMENTS_BAD = const(0x7)
 _CKR_FUNCTION_NOT_SUPPORTED = const(0x54)
 _CKR_KEY_HANDLE_INVALID = const(0x60)
-_CKR_KEY_TYPE_INCONSISTENT = const(0x63)
-_CKR_KEY_FUNCTION_NOT_PERMITTED = const(0x68)
 _CKR_MECHANISM_INVALID = const(0x70)
 _CKR_MECHANISM_PARAM_INVALID = const(0x71)
 _CKR_OPERATION_ACTIVE = const(0x90)
@@ -83,8 +63,6 @@ _CKR_RANDOM_SEED_NOT_SUPPORTED = const(0x120)
 _CKR_CRYPTOKI_NOT_INITIALIZED = const(0x190)
 _CKR_CRYPTOKI_ALREADY_INITIALIZED = const(0x191)
 
-_RSA_PRIVATE = (_CKA_MODULUS, _CKA_PUBLIC_EXPONENT, _CKA_PRIVATE_EXPONENT, _CKA_PRIME_1,
-                _CKA_PRIME_2, _CKA_EXPONENT_1, _CKA_EXPONENT_2, _CKA_COEFFICIENT)
 _MANUFACTURER = b"pkcs11 for MicroPython"
 VERSION = (0, 1)
 
@@ -150,14 +128,12 @@ class FunctionList:
     def C_GetTokenInfo(self, slot):
         t = self._slot(slot)
         from . import config
-        total, free = t.store.space()
-        rw = sum(1 for s in t.sessions.values() if s.rw)
-        m = t.meta
-        return {"label": pad(m.get(1, b""), 32), "manufacturerID": pad(_MANUFACTURER, 32),
-                "model": pad(b"flash token", 16), "serialNumber": pad(m.get(2, b""), 16),
+        total, free = t.space()
+        return {"label": pad(t.label(), 32), "manufacturerID": pad(_MANUFACTURER, 32),
+                "model": pad(b"flash token", 16), "serialNumber": pad(t.serial(), 16),
                 "flags": t.flags(), "ulMaxSessionCount": config.get("max_sessions"),
-                "ulSessionCount": len(t.sessions), "ulMaxRwSessionCount": config.get("max_sessions"),
-                "ulRwSessionCount": rw, "ulMaxPinLen": PIN_MAX, "ulMinPinLen": PIN_MIN,
+                "ulSessionCount": t.session_count(), "ulMaxRwSessionCount": config.get("max_sessions"),
+                "ulRwSessionCount": t.session_count(True), "ulMaxPinLen": PIN_MAX, "ulMinPinLen": PIN_MIN,
                 "ulTotalPublicMemory": total, "ulFreePublicMemory": free,
                 "ulTotalPrivateMemory": total, "ulFreePrivateMemory": free,
                 "hardwareVersion": (0, 0), "firmwareVersion": VERSION, "utcTime": b" " * 16}
@@ -278,26 +254,15 @@ class FunctionList:
             raise error(_CKR_OPERATION_NOT_INITIALIZED, "call C_%sInit first" % kind)
         return s, op
 
-    def _key(self, t, key, mechanism, kind):
-        """Key material for a sign/verify operation, after every check."""
-        mech = mechanisms.split(mechanism)[0]
-        if mechanisms.info(mech) is None or mechanisms.info(mech)["flags"] & 0x2800 == 0:
-            raise error(_CKR_MECHANISM_INVALID, "mechanism 0x%x cannot C_%s" % (mech, kind))
-        a = t.attrs(t.obj(key, _CKR_KEY_HANDLE_INVALID))
-        cls = a[_CKA_CLASS]
-        want = _CKO_PRIVATE_KEY if kind == "Sign" else _CKO_PUBLIC_KEY
-        if cls != _CKO_PRIVATE_KEY and cls != _CKO_PUBLIC_KEY:
-            raise error(_CKR_KEY_HANDLE_INVALID, "the object is not a key")
-        if cls != want or a[_CKA_KEY_TYPE] != mechanisms.key_type(mech):
-            raise error(_CKR_KEY_TYPE_INCONSISTENT, "key and mechanism do not match")
-        if not a.get(_CKA_SIGN if kind == "Sign" else _CKA_VERIFY):
-            raise error(_CKR_KEY_FUNCTION_NOT_PERMITTED, "the key may not C_%s" % kind)
-        rsa = a[_CKA_KEY_TYPE] == _CKK_RSA
-        if kind == "Sign":
-            return tuple(a[x] for x in _RSA_PRIVATE) if rsa else a[_CKA_VALUE]
-        if rsa:
-            return (a[_CKA_MODULUS], a[_CKA_PUBLIC_EXPONENT])
-        return objects.ec_point_raw(a[_CKA_EC_POINT])
+    def _init(self, h, kind, mechanism, key=None):
+        """C_DigestInit / C_SignInit / C_VerifyInit: the session's new operation,
+        after the mechanism check and (sign, verify) the key usage checks."""
+        t, s = self._idle(h)
+        m, param = mechanisms.usable(mechanism, kind)
+        if kind != "Digest":
+            a = t.attrs(t.obj(key, _CKR_KEY_HANDLE_INVALID))
+            key = objects.key_material(a, kind, mechanisms.key_type(m))
+        s.op = mechanisms.Operation(kind, m, param, key)
 
     def _output(self, s, op, out, length_only, compute):
         n = op.length()
@@ -338,8 +303,7 @@ class FunctionList:
             raise
 
     def C_DigestInit(self, h, mechanism):
-        t, s = self._idle(h)
-        s.op = mechanisms.Operation("Digest", mechanism)
+        self._init(h, "Digest", mechanism)
 
     def C_Digest(self, h, data, out=None, length_only=False):
         s, op = self._single(h, "Digest")
@@ -353,8 +317,7 @@ class FunctionList:
         return self._output(s, op, out, length_only, op.digest)
 
     def C_SignInit(self, h, mechanism, key):
-        t, s = self._idle(h)
-        s.op = mechanisms.Operation("Sign", mechanism, self._key(t, key, mechanism, "Sign"))
+        self._init(h, "Sign", mechanism, key)
 
     def C_Sign(self, h, data, out=None, length_only=False):
         s, op = self._single(h, "Sign")
@@ -371,8 +334,7 @@ class FunctionList:
         return self._output(s, op, out, length_only, op.sign)
 
     def C_VerifyInit(self, h, mechanism, key):
-        t, s = self._idle(h)
-        s.op = mechanisms.Operation("Verify", mechanism, self._key(t, key, mechanism, "Verify"))
+        self._init(h, "Verify", mechanism, key)
 
     def C_Verify(self, h, data, signature):
         s, op = self._single(h, "Verify")
@@ -396,21 +358,11 @@ class FunctionList:
         A public template without CKA_TOKEN makes a session object."""
         t = self._tok()
         s = t.session(h)
-        mech, param = mechanisms.split(mechanism)
-        if mech != _CKM_EC_KEY_PAIR_GEN:
-            raise error(_CKR_MECHANISM_INVALID, "only CKM_EC_KEY_PAIR_GEN generates keys")
+        param = mechanisms.usable(mechanism, "GenerateKeyPair")[1]
         if param is not None:
             raise error(_CKR_MECHANISM_PARAM_INVALID)
         pub, priv = objects.keypair_attrs(public_template, private_template, crypto.ec_generate)
-        t._check_write(s, pub)
-        t._check_write(s, priv)
-        hp = t.add(s, pub)
-        try:
-            hk = t.add(s, priv)
-        except Exception:
-            t.destroy(s, hp)
-            raise
-        return hp, hk
+        return t.add_keypair(s, pub, priv)
 
     def C_GenerateRandom(self, h, length):
         self._tok().session(h)
@@ -423,6 +375,15 @@ class FunctionList:
         raise error(_CKR_RANDOM_SEED_NOT_SUPPORTED)
 
     # -- extensions ---------------------------------------------------------
+
+    def is_initialized(self):
+        """True between C_Initialize and C_Finalize."""
+        return self._t is not None
+
+    def session_count(self):
+        """The number of open sessions (0 before C_Initialize)."""
+        t = self._t
+        return 0 if t is None else t.session_count()
 
     def corrupted_objects(self):
         """[(handle, reason)] of records that failed their integrity check at

@@ -4,11 +4,15 @@
 #   s = p11tls.connect("broker.example", 8883)   # key, certificate, root CA from the token
 #   s.write(b"..."); s.readinto(buf); s.close()
 #
-# The counterpart of the FreeRTOS TLS helper. It reads the token with the
-# seed's calls (C_FindObjectsInit/C_FindObjects/C_FindObjectsFinal, then
-# C_GetAttributeValue for the key and for the certificate), verifies the
-# server (CERT_REQUIRED, host name checked, SNI sent) and signs the handshake
-# with C_SignInit/C_Sign (CKM_ECDSA for EC P-256, CKM_RSA_PKCS for RSA).
+# The counterpart of the FreeRTOS TLS helper. Through the token's Pythonic
+# layer (pkcs11.open_session, Session.get_object) it makes the seed's calls in
+# the seed's order: C_Initialize, C_GetSlotList, C_OpenSession, then for the
+# key and for the certificate C_FindObjectsInit/C_FindObjects/
+# C_FindObjectsFinal and C_GetAttributeValue; it verifies the server
+# (CERT_REQUIRED, host name checked, SNI sent), signs the handshake with
+# C_SignInit/C_Sign (CKM_ECDSA for EC P-256, CKM_RSA_PKCS for RSA), then
+# C_CloseSession and C_Finalize. (The seed's C_GenerateRandom feeds its TLS
+# stack's RNG; this firmware's TLS has its own.)
 #
 # How the signature reaches the token: the SSLContext is given a *reference
 # key* that names a signer registered with the C hook (_p11tls, see
@@ -31,16 +35,13 @@ from micropython import const
 import tls
 import _p11tls
 import pkcs11
-from pkcs11.pure import asn1
+from pkcs11 import der, labels
+from pkcs11.objects import P256_PARAMS
 
-KEY_LABEL = "Device Priv TLS Key"
-CERT_LABEL = "Device Cert"
-CA_LABEL = "Root Cert"
+KEY_LABEL = labels.LABEL_DEVICE_PRIVATE_KEY
+CERT_LABEL = labels.LABEL_DEVICE_CERTIFICATE
+CA_LABEL = labels.LABEL_ROOT_CERTIFICATE
 
-_CKA_CLASS = const(0x0)
-_CKA_LABEL = const(0x3)
-_CKA_VALUE = const(0x11)
-_CKA_KEY_TYPE = const(0x100)
 _CKA_MODULUS = const(0x120)
 _CKA_PUBLIC_EXPONENT = const(0x122)
 _CKO_CERTIFICATE = const(1)
@@ -49,11 +50,6 @@ _CKK_RSA = const(0)
 _CKK_EC = const(3)
 _CKM_RSA_PKCS = const(0x1)
 _CKM_ECDSA = const(0x1041)
-_CKF_SERIAL_SESSION = const(0x4)
-_CKU_USER = const(1)
-_CKR_CRYPTOKI_ALREADY_INITIALIZED = const(0x191)
-
-_P256_OID = b"\x06\x08\x2a\x86\x48\xce\x3d\x03\x01\x07"
 
 _X509_VERIFY = const(-0x2700)
 # Hints for mbedTLS codes (the names come with MicroPython's OSError).
@@ -138,44 +134,21 @@ class TokenError(ValueError):
     """The token does not hold what the connection needs (key, certificate, CA)."""
 
 
-def _label(v):
-    return v.encode() if isinstance(v, str) else v
+def _text(label):
+    # a label for messages: 'Device Cert', never b'Device Cert'
+    return label.decode() if isinstance(label, bytes) else label
 
 
-def _find(p11, h, cls, label, what):
+def _find(s, cls, label, what):
     # The seed's search: one object of a class with a label.
-    p11.C_FindObjectsInit(h, [(_CKA_CLASS, cls), (_CKA_LABEL, _label(label))])
     try:
-        found = p11.C_FindObjects(h, 2)
-    finally:
-        p11.C_FindObjectsFinal(h)
-    if not found:
+        return s.get_object(object_class=cls, label=label)
+    except pkcs11.NoSuchKey:
         raise TokenError("no %s labelled %r in the token%s" % (
-            what, label, " (with a user PIN set, private keys stay hidden until C_Login: "
+            what, _text(label), " (with a user PIN set, private keys stay hidden until C_Login: "
             "pass pin= or a logged-in session)" if cls == _CKO_PRIVATE_KEY else ""))
-    if len(found) > 1:
-        raise TokenError("several objects labelled %r in the token" % (label,))
-    return found[0]
-
-
-def _open_session(pin):
-    p11 = pkcs11.C_GetFunctionList()
-    owns_init = True
-    try:
-        p11.C_Initialize()
-    except pkcs11.PKCS11Error as e:
-        if e.rv != _CKR_CRYPTOKI_ALREADY_INITIALIZED:
-            raise
-        owns_init = False
-    h = p11.C_OpenSession(p11.C_GetSlotList(True)[0], _CKF_SERIAL_SESSION)
-    if pin is not None:
-        p11.C_Login(h, _CKU_USER, _label(pin))
-    return p11, h, owns_init
-
-
-def _session_handle(session):
-    # a handle, or a pkcs11.Session (pkcs11.open_session())
-    return session if isinstance(session, int) else session.h
+    except pkcs11.MultipleObjectsReturned:
+        raise TokenError("several objects labelled %r in the token" % (_text(label),))
 
 
 def reference_key(ticket, n=None, e=None):
@@ -184,12 +157,12 @@ def reference_key(ticket, n=None, e=None):
     exponent e. It holds no secret: its private value is MAGIC || ticket."""
     d = _p11tls.MAGIC + ticket
     if n is None:
-        return asn1.seq(asn1.integer(1), asn1.octet_string(d + bytes(32 - len(d))),
-                        asn1.explicit(0, _P256_OID))
-    one = asn1.integer(1)
-    three = asn1.integer(3)
-    return asn1.seq(asn1.integer(0), asn1.integer(n), asn1.integer(e), asn1.integer(d),
-                    three, three, one, one, one)
+        return der.seq(der.integer(1), der.octet_string(d + bytes(32 - len(d))),
+                       der.explicit(0, P256_PARAMS))
+    one = der.integer(1)
+    three = der.integer(3)
+    return der.seq(der.integer(0), der.integer(n), der.integer(e), der.integer(d),
+                   three, three, one, one, one)
 
 
 def _ciphers(ctx, ciphers):
@@ -293,19 +266,16 @@ def wrap_socket(sock, server_hostname, session=None, key_label=KEY_LABEL,
     ticket = None
     try:
         if session is None:
-            own = _open_session(pin)
-            p11, h = own[0], own[1]
-        else:
-            p11, h = pkcs11.C_GetFunctionList(), _session_handle(session)
-        key = _find(p11, h, _CKO_PRIVATE_KEY, key_label, "private key")
-        cert_obj = _find(p11, h, _CKO_CERTIFICATE, cert_label, "certificate")
-        # The seed's two C_GetAttributeValue calls: the key, then the certificate.
-        ktype = p11.C_GetAttributeValue(h, key, [_CKA_KEY_TYPE])[0]
-        cert = p11.C_GetAttributeValue(h, cert_obj, [_CKA_VALUE])[0]
+            session = own = pkcs11.open_session(rw=False, user_pin=pin)
+        elif isinstance(session, int):
+            session = pkcs11.Session(handle=session)
+        # The seed's order: find the key, read its type; find the certificate, read it.
+        key = _find(session, _CKO_PRIVATE_KEY, key_label, "private key")
+        ktype = key.key_type
+        cert = _find(session, _CKO_CERTIFICATE, cert_label, "certificate").der
         if ca is None:
-            ca_obj = _find(p11, h, _CKO_CERTIFICATE, ca_label, "root CA certificate")
-            ca = p11.C_GetAttributeValue(h, ca_obj, [_CKA_VALUE])[0]
-            ca_from = "in the token (%r)" % (ca_label,)
+            ca = _find(session, _CKO_CERTIFICATE, ca_label, "root CA certificate").der
+            ca_from = "in the token (%r)" % (_text(ca_label),)
         else:
             ca_from = "given to p11tls"
         if ktype == _CKK_EC:
@@ -313,25 +283,24 @@ def wrap_socket(sock, server_hostname, session=None, key_label=KEY_LABEL,
             n = e = None
         elif ktype == _CKK_RSA:
             mech = _CKM_RSA_PKCS
-            n, e = p11.C_GetAttributeValue(h, key, [_CKA_MODULUS, _CKA_PUBLIC_EXPONENT])
+            n, e = key.get(_CKA_MODULUS, _CKA_PUBLIC_EXPONENT)
         else:
-            raise TokenError("key %r is neither EC nor RSA" % (key_label,))
+            raise TokenError("key %r is neither EC nor RSA" % (_text(key_label),))
 
         def sign(data):
-            p11.C_SignInit(h, mech, key)
-            return p11.C_Sign(h, data)
+            return key.sign(data, mech)
 
         ticket = _p11tls.register(sign)
         ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
         ctx.verify_mode = tls.CERT_REQUIRED
         try:
             # This firmware's mbedTLS reads DER only; a PEM bundle may hold several CAs.
-            if asn1.is_pem(ca):
-                ders = [der for label, der in asn1.pem_blocks(ca) if label == "CERTIFICATE"]
+            if der.is_pem(ca):
+                ders = [d for label, d in der.pem_blocks(ca) if label == "CERTIFICATE"]
                 if not ders:
                     raise ValueError
-                for der in ders:
-                    ctx.load_verify_locations(der)
+                for d in ders:
+                    ctx.load_verify_locations(d)
             else:
                 ctx.load_verify_locations(ca)
         except ValueError:
@@ -340,7 +309,7 @@ def wrap_socket(sock, server_hostname, session=None, key_label=KEY_LABEL,
             ctx.load_cert_chain(cert, reference_key(ticket, n, e))
         except ValueError:
             raise TokenError("the certificate %r in the token is not a valid X.509 certificate"
-                             % (cert_label,))
+                             % (_text(cert_label),))
         if ciphers:
             _ciphers(ctx, ciphers)
         if alpn:
@@ -375,13 +344,7 @@ def wrap_socket(sock, server_hostname, session=None, key_label=KEY_LABEL,
         if ticket is not None:
             _p11tls.unregister(ticket)
         if own is not None:
-            p11, h, owns_init = own
-            try:
-                p11.C_CloseSession(h)
-                if owns_init:
-                    p11.C_Finalize()
-            except pkcs11.PKCS11Error:
-                pass
+            own.close()
 
 
 def connect(host, port=8883, server_hostname=None, timeout=10, deadline=30, **kw):

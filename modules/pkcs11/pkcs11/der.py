@@ -1,6 +1,6 @@
-# Minimal DER reader/writer and PEM codec for the pkcs11 package.
-# Importable on its own (no dependency on the rest of pkcs11.pure): the token
-# and the TLS wrapper use it for reference keys, CSRs and signature formats.
+# Minimal DER reader/writer and PEM codec, used with either crypto backend:
+# p11tls (reference keys, CA bundles), p11csr (requests, signature formats) and
+# the pure backend's key and certificate parser (pkcs11.pure.keys).
 # Reading works on offsets into the caller's buffer, so nothing is copied
 # until a value is actually needed.
 import binascii
@@ -28,9 +28,6 @@ OID_RSA_PSS = b"\x2a\x86\x48\x86\xf7\x0d\x01\x01\x0a"  # 1.2.840.113549.1.1.10
 OID_SHA256_RSA = b"\x2a\x86\x48\x86\xf7\x0d\x01\x01\x0b"  # sha256WithRSAEncryption
 OID_ECDSA_SHA256 = b"\x2a\x86\x48\xce\x3d\x04\x03\x02"  # ecdsa-with-SHA256
 OID_CN = b"\x55\x04\x03"  # 2.5.4.3 commonName
-
-# DER of the P-256 named-curve parameters (CKA_EC_PARAMS)
-P256_PARAMS = b"\x06\x08" + OID_P256
 
 
 def read(buf, pos, end=None):

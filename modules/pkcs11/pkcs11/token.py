@@ -108,7 +108,9 @@ class Obj:
         return "<pkcs11 object %d>" % self.handle
 
 
-class Session:
+class SessionState:
+    """One open session's state (the Pythonic layer's Session is pythonic.Session)."""
+
     def __init__(self, handle, slot, rw):
         self.handle = handle
         self.slot = slot
@@ -199,6 +201,23 @@ class Token:
                         "cannot write the token record")
         self.meta = meta
 
+    def label(self):
+        """The token label (CK_TOKEN_INFO.label, unpadded)."""
+        return self.meta.get(_M_LABEL, b"")
+
+    def serial(self):
+        """The token serial number (CK_TOKEN_INFO.serialNumber, unpadded)."""
+        return self.meta.get(_M_SERIAL, b"")
+
+    def space(self):
+        """(total, free) bytes of the token storage."""
+        return self.store.space()
+
+    def session_count(self, rw_only=False):
+        if rw_only:
+            return sum(1 for s in self.sessions.values() if s.rw)
+        return len(self.sessions)
+
     def user_pin_set(self):
         return self.broken is not None or _M_USER in self.meta
 
@@ -248,7 +267,7 @@ class Token:
             raise error(_CKR_SESSION_READ_WRITE_SO_EXISTS)
         h = self._next_session
         self._next_session += 1
-        self.sessions[h] = Session(h, self.slot, rw)
+        self.sessions[h] = SessionState(h, self.slot, rw)
         return h
 
     @_locked
@@ -322,6 +341,22 @@ class Token:
     @_locked
     def add(self, s, attrs):
         """Store a validated new object; returns its handle."""
+        return self._add(s, attrs)
+
+    @_locked
+    def add_keypair(self, s, pub, priv):
+        """Store a generated key pair (both or neither); returns the two handles."""
+        self._check_write(s, pub)
+        self._check_write(s, priv)
+        hp = self._add(s, pub)
+        try:
+            hk = self._add(s, priv)
+        except Exception:
+            self._destroy(s, hp)
+            raise
+        return hp, hk
+
+    def _add(self, s, attrs):
         self._check_write(s, attrs)
         if attrs[_CKA_TOKEN]:
             if sum(1 for o in self.objects.values() if not o.owner) >= config.get("max_objects"):
@@ -338,6 +373,9 @@ class Token:
 
     @_locked
     def destroy(self, s, h):
+        self._destroy(s, h)
+
+    def _destroy(self, s, h):
         o = self.objects.get(h) if type(h) is int else None
         if o is None:
             raise error(_CKR_OBJECT_HANDLE_INVALID)

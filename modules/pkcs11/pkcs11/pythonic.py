@@ -16,7 +16,10 @@ MultipleObjectsReturned when several do.  Labels may be given as str or bytes.
 Objects are typed: PrivateKey, PublicKey, Certificate, DataObject (all
 Object); obj[CKA_X] reads an attribute, obj[CKA_X] = v changes it.
 A session opened here initializes the library if needed, and finalizes it
-again when it was the one that initialized it and no session is left.
+again when it was the one that initialized it and no session is left.  It
+makes the seed's calls in the seed's order: C_Initialize, C_GetSlotList,
+C_OpenSession ... C_CloseSession, C_Finalize.  Session(handle=h) wraps a
+session opened with the C-shaped API (it is never closed here).
 """
 
 from micropython import const
@@ -179,15 +182,21 @@ def _kind(data):
 class Session:
     """An open session (a context manager)."""
 
-    def __init__(self, rw=True, user_pin=None):
+    def __init__(self, rw=True, user_pin=None, handle=None):
         p11 = function_list()
         self.p11 = p11
-        self._own = p11._t is None
+        self._own = False
+        self._opened = handle is None
+        if handle is not None:
+            self.h = handle
+            return
+        self._own = not p11.is_initialized()
         if self._own:
             p11.C_Initialize()
         self.h = 0
         try:
-            self.h = p11.C_OpenSession(0, _CKF_SERIAL_SESSION | (_CKF_RW_SESSION if rw else 0))
+            self.h = p11.C_OpenSession(p11.C_GetSlotList(True)[0],
+                                       _CKF_SERIAL_SESSION | (_CKF_RW_SESSION if rw else 0))
             if user_pin is not None:
                 self.login(user_pin)
         except Exception:
@@ -205,13 +214,13 @@ class Session:
 
     def close(self):
         p11 = self.p11
-        if self.h and p11._t is not None:
+        if self.h and self._opened and p11.is_initialized():
             try:
                 p11.C_CloseSession(self.h)
             except PKCS11Error:
                 pass
         self.h = 0
-        if self._own and p11._t is not None and not p11._t.sessions:
+        if self._own and p11.is_initialized() and not p11.session_count():
             p11.C_Finalize()
         self._own = False
 
@@ -250,25 +259,33 @@ class Session:
                 t.append((a, _b(v)))
         return t
 
-    def find_objects(self, attrs=None, object_class=None, key_type=None, label=None, id=None):
-        """All visible objects matching; attrs: a dict or list of (type, value)."""
+    def _find(self, n, attrs, object_class, key_type, label, id):
+        # C_FindObjectsInit, C_FindObjects, C_FindObjectsFinal; the objects'
+        # class is asked (C_GetAttributeValue) only when the search did not name it
         p11 = self.p11
         p11.C_FindObjectsInit(self.h, self._template(attrs, object_class, key_type, label, id))
         try:
-            handles = p11.C_FindObjects(self.h, 1000)
+            handles = p11.C_FindObjects(self.h, n)
         finally:
             p11.C_FindObjectsFinal(self.h)
-        return [self.object(h) for h in handles]
+        if object_class is None:
+            return [self.object(h) for h in handles]
+        cls = _TYPES.get(object_class, Object)
+        return [cls(self, h) for h in handles]
+
+    def find_objects(self, attrs=None, object_class=None, key_type=None, label=None, id=None):
+        """All visible objects matching; attrs: a dict or list of (type, value)."""
+        return self._find(1000, attrs, object_class, key_type, label, id)
 
     get_objects = find_objects
 
     def get_object(self, attrs=None, object_class=None, key_type=None, label=None, id=None):
         """Exactly one matching object, else NoSuchKey / MultipleObjectsReturned."""
-        found = self.find_objects(attrs, object_class, key_type, label, id)
+        found = self._find(2, attrs, object_class, key_type, label, id)
         if not found:
             raise NoSuchKey(None, "no object matches")
         if len(found) > 1:
-            raise MultipleObjectsReturned(None, "%d objects match" % len(found))
+            raise MultipleObjectsReturned(None, "several objects match")
         return found[0]
 
     def get_key(self, object_class=None, key_type=None, label=None, id=None):
@@ -381,5 +398,6 @@ class Session:
 
 
 def open_session(rw=True, user_pin=None):
-    """A Session (use it in a `with` block)."""
+    """A Session (use it in a `with` block): C_Initialize when needed,
+    C_GetSlotList, C_OpenSession and, with user_pin, C_Login."""
     return Session(rw, user_pin)

@@ -133,9 +133,27 @@ def split(mechanism):
     raise error(_CKR_ARGUMENTS_BAD, "a mechanism is an int or an (int, parameter) pair")
 
 
-def key_type(mech):
-    """The key type a sign/verify mechanism needs (CKK_EC or CKK_RSA)."""
-    return _CKK_EC if _entry(mech)[1] == _ECDSA else _CKK_RSA
+def usable(mechanism, kind):
+    """The mechanism check: (table entry, parameter) when the mechanism can
+    C_<kind> ("Digest", "Sign", "Verify" or "GenerateKeyPair"), else
+    CKR_MECHANISM_INVALID (CKR_ARGUMENTS_BAD when it is malformed)."""
+    mech, param = split(mechanism)
+    m = _entry(mech)
+    scheme = m[1] if m else 0
+    if kind == "Digest":
+        ok = scheme == _DIGEST
+    elif kind == "GenerateKeyPair":
+        ok = scheme == _KEYGEN
+    else:
+        ok = scheme == _ECDSA or scheme == _PKCS1 or scheme == _PSS
+    if not ok:
+        raise error(_CKR_MECHANISM_INVALID, "mechanism 0x%x cannot C_%s" % (mech, kind))
+    return m, param
+
+
+def key_type(m):
+    """The key type a sign/verify mechanism (its table entry) needs: CKK_EC or CKK_RSA."""
+    return _CKK_EC if m[1] == _ECDSA else _CKK_RSA
 
 
 def _hash_index(mech):
@@ -146,15 +164,11 @@ def _hash_index(mech):
 
 
 class Operation:
-    """One active sign, verify or digest operation of a session."""
+    """One active sign, verify or digest operation of a session: m and param
+    come from usable(), key from objects.key_material()."""
 
-    def __init__(self, kind, mechanism, key=None):
-        mech, param = split(mechanism)
-        m = _entry(mech)
-        scheme = m[1] if m else 0
-        want = _DIGEST if kind == "Digest" else 0
-        if m is None or (want and scheme != want) or (not want and scheme in (_DIGEST, _KEYGEN)):
-            raise error(_CKR_MECHANISM_INVALID, "mechanism 0x%x cannot C_%s" % (mech, kind))
+    def __init__(self, kind, m, param, key=None):
+        scheme = m[1]
         self.kind = kind
         self.scheme = scheme
         self.hi = m[2]

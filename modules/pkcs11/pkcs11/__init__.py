@@ -30,8 +30,8 @@ def __getattr__(name):
         from . import errors
         return getattr(errors, name)
     if name in ("open_session", "Session"):
-        from . import session_api
-        return getattr(session_api, name)
+        from . import pythonic
+        return getattr(pythonic, name)
     if name == "configure":
         from .config import configure
         return configure

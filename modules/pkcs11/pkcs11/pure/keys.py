@@ -1,6 +1,6 @@
 # Key and certificate parsing (PEM or DER) into the backend contract's dicts.
 # Error messages name the problem, never the key bytes.
-from . import asn1 as a
+from .. import der as a
 from . import p256
 
 _INT = a.INTEGER

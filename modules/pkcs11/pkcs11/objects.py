@@ -1,5 +1,6 @@
 """Attribute rules: which attributes each object kind has, their types,
-defaults, sensitivity and modifiability; template checks; visibility.
+defaults, sensitivity and modifiability; template checks; visibility; key
+usage (which key may sign or verify with which mechanism's key type).
 
 Supported objects (C_CreateObject / C_GenerateKeyPair):
   CKO_DATA
@@ -90,6 +91,9 @@ _CKR_ATTRIBUTE_TYPE_INVALID = const(0x12)
 _CKR_ATTRIBUTE_VALUE_INVALID = const(0x13)
 _CKR_ACTION_PROHIBITED = const(0x1B)
 _CKR_ARGUMENTS_BAD = const(0x7)
+_CKR_KEY_HANDLE_INVALID = const(0x60)
+_CKR_KEY_TYPE_INCONSISTENT = const(0x63)
+_CKR_KEY_FUNCTION_NOT_PERMITTED = const(0x68)
 _CKR_TEMPLATE_INCOMPLETE = const(0xD0)
 _CKR_TEMPLATE_INCONSISTENT = const(0xD1)
 _CKR_CURVE_NOT_SUPPORTED = const(0x140)
@@ -463,6 +467,33 @@ def keypair_attrs(pub_template, priv_template, gen):
     pa[_CKA_EC_POINT] = ka[_CKA_EC_POINT] = ec_point_der(q)
     ka[_CKA_VALUE] = d
     return pa, ka
+
+
+_RSA_PRIVATE = (_CKA_MODULUS, _CKA_PUBLIC_EXPONENT, _CKA_PRIVATE_EXPONENT, _CKA_PRIME_1,
+                _CKA_PRIME_2, _CKA_EXPONENT_1, _CKA_EXPONENT_2, _CKA_COEFFICIENT)
+
+
+def key_material(attrs, kind, key_type):
+    """Key usage for C_SignInit (kind "Sign") and C_VerifyInit ("Verify"): the
+    object must be a private (sign) or public (verify) key of the mechanism's
+    key type whose CKA_SIGN / CKA_VERIFY is set.  Returns what the crypto
+    backend takes: the EC scalar or point, or the RSA (n, e[, d, p, q, dp,
+    dq, qinv]) components."""
+    cls = attrs[_CKA_CLASS]
+    sign = kind == "Sign"
+    if cls != _CKO_PRIVATE_KEY and cls != _CKO_PUBLIC_KEY:
+        raise error(_CKR_KEY_HANDLE_INVALID, "the object is not a key")
+    if cls != (_CKO_PRIVATE_KEY if sign else _CKO_PUBLIC_KEY) or attrs[_CKA_KEY_TYPE] != key_type:
+        raise error(_CKR_KEY_TYPE_INCONSISTENT, "key and mechanism do not match")
+    if not attrs.get(_CKA_SIGN if sign else _CKA_VERIFY):
+        raise error(_CKR_KEY_FUNCTION_NOT_PERMITTED, "the key may not C_%s" % kind)
+    if key_type == _CKK_RSA:
+        if sign:
+            return tuple(attrs[x] for x in _RSA_PRIVATE)
+        return (attrs[_CKA_MODULUS], attrs[_CKA_PUBLIC_EXPONENT])
+    if sign:
+        return attrs[_CKA_VALUE]
+    return ec_point_raw(attrs[_CKA_EC_POINT])
 
 
 def hidden(attrs, flags):
