@@ -2,7 +2,7 @@
 
 Two parts, both on 127.0.0.1 only:
 
-* `FleetBroker`: Debian's mosquitto with mutual TLS (the client certificate's CN is
+* `FleetBroker`: Debian's mosquitto (p11lab.mosquitto) with mutual TLS (the client certificate's CN is
   the identity, like a certificate in AWS IoT) and an ACL file standing in for the
   IoT policies: the claim identity may use only the fleet provisioning topics, the
   responder only their other ends, and each registered thing only
@@ -47,16 +47,13 @@ are not for its key).
 from __future__ import annotations
 
 import base64
-import getpass
 import hashlib
 import json
 import os
 import re
 import secrets
 import signal
-import socket
 import ssl
-import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -68,7 +65,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
-MOSQUITTO = Path("/usr/sbin/mosquitto")
+from .errors import BrokerError, ResponderError
+from .mosquitto import Mosquitto, TLSListener
 
 CSR_TOPIC = "$aws/certificates/create-from-csr/json"
 PROVISION_PREFIX = "$aws/provisioning-templates/"
@@ -77,12 +75,6 @@ PROVISION_SUFFIX = "/provision/json"
 # The hook: hook(template_name, parameters) -> {"allowProvisioning": bool,
 # "parameterOverrides": {...}} (the payload of AWS's pre-provisioning Lambda).
 Hook = Callable[[str, dict[str, str]], dict[str, Any]]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Refusal(Exception):
@@ -189,7 +181,7 @@ class FleetResponder:
     """The fleet provisioning API on a broker (see the module docstring).
 
     ca: an object with sign_csr(csr_pem: bytes) -> an object with .cert (an
-    x509.Certificate), e.g. demo.localca.LocalCA. tls: (cafile, certfile, keyfile)
+    x509.Certificate), e.g. p11lab.localca.LocalCA. tls: (cafile, certfile, keyfile)
     of the responder's own client identity. on_register(thing, certificate) runs
     after a thing is registered, before the answer is sent (FleetBroker.allow_thing
     attaches the policy there)."""
@@ -230,11 +222,16 @@ class FleetResponder:
     # -- lifecycle
 
     def start(self, timeout: float = 10) -> "FleetResponder":
-        self.client.connect(self.host, self.port, keepalive=60)
+        try:
+            self.client.connect(self.host, self.port, keepalive=60)
+        except OSError as e:
+            raise ResponderError(f"the fleet responder cannot reach the broker {self.host}:{self.port}: "
+                                 f"{e}") from e
         self.client.loop_start()
         if not self._ready.wait(timeout):
             self.stop()
-            raise RuntimeError("the fleet responder could not connect and subscribe to the broker")
+            raise ResponderError("the fleet responder could not connect and subscribe to the broker "
+                                 f"{self.host}:{self.port}: {self.errors or 'no answer'}")
         return self
 
     def stop(self) -> None:
@@ -243,13 +240,13 @@ class FleetResponder:
 
     def _on_connect(self, client: paho.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
         if rc.is_failure:
-            self.errors.append(RuntimeError(f"responder CONNECT refused: {rc}"))
+            self.errors.append(ResponderError(f"responder CONNECT refused: {rc}"))
             return
         client.subscribe([(CSR_TOPIC, 1), (PROVISION_PREFIX + "+" + PROVISION_SUFFIX, 1)])
 
     def _on_subscribe(self, client: paho.Client, userdata: Any, mid: int, codes: Any, props: Any) -> None:
         if any(c.is_failure for c in codes):
-            self.errors.append(RuntimeError(f"responder SUBSCRIBE refused: {codes}"))
+            self.errors.append(ResponderError(f"responder SUBSCRIBE refused: {codes}"))
             return
         self._ready.set()
 
@@ -390,7 +387,8 @@ THING_RULES = "topic readwrite things/{thing}/#\n"
 
 
 class FleetBroker:
-    """mosquitto on 127.0.0.1 with mutual TLS and the fleet provisioning ACLs.
+    """mosquitto (p11lab.mosquitto) on 127.0.0.1 with mutual TLS and the fleet
+    provisioning ACLs.
 
     claims: {claim certificate CN: template name}; responder: the responder's CN."""
 
@@ -399,12 +397,7 @@ class FleetBroker:
                  port: int | None = None) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.port = port or free_port()
-        self.conf_path = self.workdir / "mosquitto.conf"
         self.acl_path = self.workdir / "acl"
-        self.log_path = self.workdir / "mosquitto.log"
-        self.cafile, self.certfile, self.keyfile = cafile, certfile, keyfile
-        self.proc: subprocess.Popen[bytes] | None = None
         self._acl_lock = threading.Lock()
         acl = ["# fleet provisioning ACLs (the stand-in for AWS IoT policies)"]
         for cn, template in claims.items():
@@ -413,36 +406,31 @@ class FleetBroker:
         acl += [f"\n# the fleet provisioning service\nuser {responder}", RESPONDER_RULES]
         acl.append("\n# registered things: their own topics only (appended at registration)")
         self.acl_path.write_text("\n".join(acl) + "\n")
+        self.mosquitto = Mosquitto(
+            self.workdir, plain=False, allow_anonymous=False,
+            tls=TLSListener(cafile=cafile, certfile=certfile, keyfile=keyfile, port=port,
+                            extra=["tls_version tlsv1.2"]),
+            extra=[f"acl_file {self.acl_path}"])
 
-    def config(self) -> str:
-        return "\n".join([
-            f"user {getpass.getuser()}", "per_listener_settings false", "allow_anonymous false",
-            "persistence false", f"log_dest file {self.log_path}", "log_type all",
-            "connection_messages true", f"acl_file {self.acl_path}",
-            f"listener {self.port} 127.0.0.1", f"cafile {self.cafile}", f"certfile {self.certfile}",
-            f"keyfile {self.keyfile}", "tls_version tlsv1.2", "require_certificate true",
-            "use_identity_as_username true", ""])
+    @property
+    def port(self) -> int:
+        return self.mosquitto.tls_port
+
+    @property
+    def pid(self) -> int | None:
+        return self.mosquitto.pid
+
+    @property
+    def log_path(self) -> Path:
+        return self.mosquitto.log_path
 
     def start(self, timeout: float = 10) -> "FleetBroker":
-        if not MOSQUITTO.exists():
-            raise RuntimeError(f"{MOSQUITTO} is missing: `make deps` installs Debian's mosquitto")
-        self.conf_path.write_text(self.config())
-        offset = self._log_size()
-        self.proc = subprocess.Popen([str(MOSQUITTO), "-c", str(self.conf_path)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self._wait_log(f"on port {self.port}", offset, timeout)
+        self.mosquitto.start(timeout)
         return self
 
     def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        """Stopped by its PID (SIGTERM, then SIGKILL if needed)."""
+        self.mosquitto.stop()
 
     def allow_thing(self, thing: Thing, cert: Certificate) -> None:
         """Attach the thing policy to a certificate: append the ACL rule, reload."""
@@ -453,33 +441,15 @@ class FleetBroker:
 
     def reload(self, timeout: float = 10) -> None:
         """SIGHUP: mosquitto reloads its configuration and ACL file; wait until it did."""
-        assert self.proc is not None
-        offset = self._log_size()
-        os.kill(self.proc.pid, signal.SIGHUP)
-        self._wait_log("Reloading config", offset, timeout)
+        pid = self.mosquitto.pid
+        if pid is None:
+            raise BrokerError("the fleet broker is not running")
+        done = len(re.findall(r"Reloading config", self.log_text()))
+        os.kill(pid, signal.SIGHUP)
+        self.mosquitto.wait_for_log("Reloading config", timeout, count=done + 1)
 
     def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def _log_size(self) -> int:
-        try:
-            return self.log_path.stat().st_size
-        except FileNotFoundError:
-            return 0
-
-    def _wait_log(self, text: str, offset: int, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"mosquitto exited:\n{self.log_text()[offset:]}")
-            if text in self.log_text()[offset:]:
-                return
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"mosquitto log never showed {text!r}:\n{self.log_text()[offset:]}")
-            time.sleep(0.02)
+        return self.mosquitto.log_text()
 
 
 def load_template(path: Path, name: str | None = None) -> Template:
