@@ -7,7 +7,7 @@ A local stand-in for AWS IoT Core on this machine:
      the claim may use only the fleet provisioning topics, a thing only its own;
   3. the fleet provisioning responder (tools/p11lab/fleet_responder.py, paho-mqtt) with
      the template docs/fleet/template.json;
-  4. bench step, once per batch: `p11tool --unix load-claim claim-batch.json` onto a
+  4. bench step, once per batch: `p11board --unix load-claim claim-batch.json` onto a
      fresh token;
   5. first boot: fleetprov.provision(): key pair born in the token, CSR signed by C_Sign,
      CreateCertificateFromCsr and RegisterThing over the claim connection, commit, reconnect
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -28,22 +27,23 @@ import sys
 import time
 from pathlib import Path
 
+from p11lab import LabError
+from p11lab.fleet_responder import FleetBroker, FleetResponder, load_template
+from p11lab.localca import LocalCA
+from p11lab.unix import UnixFirmware
+from run import Steps  # demo/run.py, next to this file
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
-
-from demo.localca import LocalCA  # noqa: E402
-from demo.run import Steps  # noqa: E402
-from p11lab.fleet_responder import FleetBroker, FleetResponder, load_template  # noqa: E402
 
 TEMPLATE = "mpy-fleet"
 CLAIM_CN = "claim-batch-1"
 
 
 def device(firmware: Path, token: Path, workdir: Path, *args: str) -> str:
-    env = dict(os.environ, MICROPYPATH=".frozen", PKCS11_TOKEN_DIR=str(token))
-    proc = subprocess.run([str(firmware), str(HERE / "fleet_device.py"), *args], cwd=workdir,
-                          env=env, capture_output=True, text=True, timeout=300)
+    """demo/fleet_device.py on the unix firmware (frozen modules only)."""
+    proc = UnixFirmware(token, workdir, binary=firmware).run_file(
+        HERE / "fleet_device.py", *args, check=False, heap=None, micropypath=".frozen")
     for line in proc.stdout.splitlines():
         if line.startswith("  device "):
             print(line, flush=True)
@@ -78,7 +78,7 @@ def main() -> None:
                          {CLAIM_CN: TEMPLATE})
     with step("mosquitto on 127.0.0.1 with the fleet ACLs (claim: fleet topics; thing: its own)"):
         broker.start()
-        print(f"{'':14}pid {broker.proc.pid}, port {broker.port}, ACL {broker.acl_path}")  # type: ignore[union-attr]
+        print(f"{'':14}pid {broker.pid}, port {broker.port}, ACL {broker.acl_path}")
     responder = None
     try:
         with step(f"fleet provisioning responder (paho-mqtt), template {TEMPLATE!r}"):
@@ -95,17 +95,16 @@ def main() -> None:
             "claim_private_key": claim.key_pem.decode(), "root_ca": ca.root_pem.decode()}, indent=1))
         token = work / "token"
         token.mkdir()
-        with step("bench step: p11tool --unix load-claim claim-batch.json (once per batch)"):
-            env = dict(os.environ, PYTHONPATH=str(ROOT / "tools"))
-            proc = subprocess.run([sys.executable, "-m", "p11tool.cli", "--unix", "--firmware", str(firmware),
+        with step("bench step: p11board --unix load-claim claim-batch.json (once per batch)"):
+            proc = subprocess.run([sys.executable, "-m", "p11board.cli", "--unix", "--firmware", str(firmware),
                                    "--token-dir", str(token), "load-claim", str(batch),
                                    "--param", f"SerialNumber={args.serial}"],
-                                  cwd=work, env=env, capture_output=True, text=True, timeout=300,
+                                  cwd=work, capture_output=True, text=True, timeout=300,
                                   stdin=subprocess.DEVNULL)
             for line in proc.stderr.splitlines():
                 print(f"{'':14}{line}")
             if proc.returncode != 0:
-                sys.exit(f"p11tool load-claim failed ({proc.returncode})")
+                sys.exit(f"p11board load-claim failed ({proc.returncode})")
 
         with step("first boot: fleetprov.provision() by claim"):
             device(firmware, token, work, "boot")
@@ -117,7 +116,7 @@ def main() -> None:
             if responder.requests != before:
                 sys.exit("the second boot talked to the provisioning service")
     finally:
-        with step(f"stop the responder and the broker (pid {broker.proc.pid if broker.proc else '-'})"):
+        with step(f"stop the responder and the broker (pid {broker.pid or '-'})"):
             if responder is not None:
                 responder.stop()
             broker.stop()
@@ -136,4 +135,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except LabError as e:  # a launcher failed: its message says what and what to run
+        sys.exit(f"make demo-fleet: {e}")

@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 import paho.mqtt.client as paho
 
-from fleet_lab import TEMPLATE, FleetLab, fleet  # noqa: F401
-from demo.localca import new_key
+from harness.fleet_lab import TEMPLATE, FleetLab, fleet  # noqa: F401
+from p11lab.localca import new_key
 from p11lab.fleet_responder import Refusal, Template
 
 CSR = "$aws/certificates/create-from-csr/json"

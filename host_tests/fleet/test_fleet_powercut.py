@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from fleet_lab import Board, FleetLab, device_identity_or_claim, fleet  # noqa: F401
+from harness.fleet_lab import Board, FleetLab, device_identity_or_claim, fleet  # noqa: F401
 
 DEVICE_LABELS = [["Certificate", "Claim Cert"], ["Certificate", "Device Cert"],
                  ["Certificate", "Root Cert"], ["PrivateKey", "Claim Key"],

@@ -1,4 +1,4 @@
-"""Fleet provisioning tests' lab: local CA, mosquitto with the fleet ACLs, the
+"""Fleet provisioning tests' lab (the `fleet` fixture): local CA, mosquitto with the fleet ACLs, the
 responder (tools/p11lab/fleet_responder.py) and boards running fleetprov on the unix
 firmware, each with its own token directory.
 
@@ -15,7 +15,6 @@ import os
 import select
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,16 +22,12 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-for p in (ROOT, ROOT / "tools"):
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
+from p11lab.fleet_responder import FleetBroker, FleetResponder, load_template
+from p11lab.localca import LocalCA
+from p11lab.unix import firmware_env
 
-from demo.localca import LocalCA  # noqa: E402
-from p11lab.fleet_responder import FleetBroker, FleetResponder, load_template  # noqa: E402
+from .paths import ROOT, UNIX_BIN
 
-BUILD = Path(os.environ.get("BUILD", ROOT / "build")).resolve()
-UNIX_BIN = BUILD / "unix" / "micropython"
 TEMPLATE_FILE = ROOT / "docs" / "fleet" / "template.json"
 TEMPLATE = "mpy-fleet"
 CLAIM_CN = "claim-batch-1"
@@ -141,10 +136,7 @@ class Board:
     runs: list[Run] = field(default_factory=list)
 
     def _env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env["PKCS11_TOKEN_DIR"] = str(self.token_dir)
-        env["MICROPYPATH"] = f".frozen:{self.work_dir}"
-        return env
+        return firmware_env(self.token_dir, f".frozen:{self.work_dir}")
 
     def script(self, name: str, text: str) -> Path:
         path = self.work_dir / name

@@ -1,4 +1,4 @@
-"""Fleet provisioning by claim (modules/fleetprov.py) on the unix firmware, against the
+"""Fleet provisioning by claim (modules/fleetprov/fleetprov.py) on the unix firmware, against the
 local stand-in for AWS IoT: mosquitto with the fleet ACLs and the responder of
 tools/p11lab/fleet_responder.py. Acceptance, every rejection path, timeouts,
 a second run after success, the ACLs."""
@@ -13,7 +13,7 @@ from typing import Any
 
 import paho.mqtt.client as paho
 
-from fleet_lab import CLAIM_CN, FleetLab, claim_settings, fleet  # noqa: F401
+from harness.fleet_lab import CLAIM_CN, FleetLab, claim_settings, fleet  # noqa: F401
 
 DEVICE_LABELS = [["Certificate", "Claim Cert"], ["Certificate", "Device Cert"],
                  ["Certificate", "Root Cert"], ["PrivateKey", "Claim Key"],
