@@ -181,7 +181,7 @@ bench-unix-bare: sources $(MPY_DIR)/mpy-cross/build/mpy-cross
 bench-rv32: sources $(MPY_DIR)/mpy-cross/build/mpy-cross
 	@bash bench/install-bench-deps.sh rv32
 	$(call bench_build,bench-rv32,qemu,BOARD=VIRT_RV32 BOARD_DIR=$(CURDIR)/bench/boards/rv32 \
-		USER_C_MODULES=$(CURDIR)/firmware/cmodule MPY_LIB_DIR=$(MPY_LIB_STUB) \
+		USER_C_MODULES=$(CURDIR)/firmware/cmodule BENCH_MBEDTLS=1 MPY_LIB_DIR=$(MPY_LIB_STUB) \
 		FROZEN_MANIFEST=$(CURDIR)/bench/boards/rv32/manifest.py)
 
 # SoftHSM2 and qemu-system-riscv32 (Debian), PyKCS11 and matplotlib (PyPI, pinned in
