@@ -17,8 +17,8 @@ QSTR_GLOBAL_DEPENDENCIES += $(BOARD_DIR)/mpconfigboard.h $(BOARD_DIR)/mpconfigbo
 QSTR_GLOBAL_DEPENDENCIES += $(wildcard $(USER_C_MODULES)/*/micropython.mk)
 
 # Debian's riscv64-unknown-elf toolchain has no rv32imac_zicsr multilib: the port's
-# -march=rv32imac_zicsr would link the 64-bit default libgcc and picolibc. Point
-# the linker at the rv32imac/ilp32 ones (the same code, without the CSR extension name).
-RV32_MULTILIB_GCC := $(dir $(shell riscv64-unknown-elf-gcc -march=rv32imac -mabi=ilp32 -print-libgcc-file-name))
-RV32_MULTILIB_C := /usr/lib/picolibc/riscv64-unknown-elf/lib/rv32imac/ilp32
-LDFLAGS += -L$(RV32_MULTILIB_GCC) -L$(RV32_MULTILIB_C)
+# -march=rv32imac_zicsr would link the 64-bit default libgcc and picolibc. Build for
+# rv32imac (the rv32imac/ilp32 multilib) with the 2.2 ISA spec, where the CSR
+# instructions are still part of the base ISA: the same machine code.
+RV32_ARCH = rv32imac
+AFLAGS += -misa-spec=2.2

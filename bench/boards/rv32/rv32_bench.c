@@ -37,6 +37,18 @@ const mp_obj_module_t benchclk_module = {
 };
 MP_REGISTER_MODULE(MP_QSTR__benchclk, benchclk_module);
 
+// DTLS timers in modtls_mbedtls want milliseconds: the virt machine's CLINT mtime
+// (10 MHz; under -icount it follows the virtual clock).
+mp_uint_t mp_hal_ticks_ms(void) {
+    volatile uint32_t *mtime = (volatile uint32_t *)0x0200BFF8;
+    uint32_t hi, lo;
+    do {
+        hi = mtime[1];
+        lo = mtime[0];
+    } while (hi != mtime[1]);
+    return (mp_uint_t)((((uint64_t)hi << 32) | lo) / 10000);
+}
+
 // RISC-V semihosting: the magic sequence around ebreak, op in a0, arg in a1.
 static __attribute__((noinline)) uintptr_t rv32_semihost(uintptr_t op, const void *arg) {
     register uintptr_t a0 __asm__ ("a0") = op;
