@@ -239,12 +239,12 @@ def run_mbedtls_m3(elf: Path, out: Path, files: dict[str, bytes], runs: int, log
     return _parse(text, "qemu M3 mbedtls")
 
 
-def run_rv32(elf: Path, out: Path, files: dict[str, bytes], runs: int, prims_code: str,
+def run_rv32(elf: Path, out: Path, files: dict[str, bytes], runs: int, prims_code: str | None,
              log) -> tuple[dict, list[dict]]:
-    """Row 1's comparison and the token's primitives (both backends) on VIRT_RV32."""
+    """Row 1's comparison (prims_code None) or the token's primitives on VIRT_RV32."""
     res: dict = {}
     prims: list[dict] = []
-    for phase in ("mbedtls", "prims"):
+    for phase in ("mbedtls",) if prims_code is None else ("prims",):
         board = RawBoard(rv32_cmd(elf), out / "bench-rv32-board")
         board.start()
         try:
