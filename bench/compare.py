@@ -687,7 +687,7 @@ def _fmt(v: float | None, unit: str) -> str:
 def table(rows: list[Row]) -> list[list[str]]:
     out = [["row", "measurement", "ours", "baseline", "ratio", "baseline is", "target", "note"]]
     for r in rows:
-        ratio = "" if r.ratio is None else f"{r.ratio:.2f}"
+        ratio = "" if r.ratio is None else f"{r.ratio:.3g}"
         tgt = r.target
         if r.ok is not None:
             tgt = f"{tgt} {'met' if r.ok else '**missed**'}"

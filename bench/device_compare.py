@@ -211,7 +211,7 @@ def scale():
 
 def tls_ram():
     import socket
-    import ssl
+    import tls
     import p11tls
     key = _read("bench_ec.key.der", True)   # the same key as the token's, in RAM
     cert = _read("bench_ec.der")
@@ -230,8 +230,8 @@ def tls_ram():
         s.settimeout(10)
         s.setsockopt(6, 1, 1)  # TCP_NODELAY, as p11tls.connect
         s.connect(ai[-1])
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+        ctx.verify_mode = tls.CERT_REQUIRED
         ctx.load_verify_locations(ca)
         ctx.load_cert_chain(cert, key)
         ctx.wrap_socket(s, server_hostname="localhost").close()
