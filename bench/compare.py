@@ -365,13 +365,13 @@ def host_rows(token_ns: dict[str, float | None], ossl: dict[str, float],
     for key, name in (("ec", "P-256 ECDSA"), ("rsa", "RSA-2048 PKCS#1 v1.5")):
         ns = token_ns.get(key)
         ours = 1e9 / ns if ns else None
-        rows.append(Row("3 host", f"{name} signs/s, unix C_SignInit+C_Sign", ours,
+        rows.append(Row("3 host", f"{name} signs/s, unix C_SignInit+C_Sign vs openssl", ours,
                         ossl.get(key), "/s", "openssl speed (1 core)"))
         if isinstance(hsm, str):
-            rows.append(Row("3 host", f"{name} signs/s, unix C_SignInit+C_Sign", ours, None, "/s",
+            rows.append(Row("3 host", f"{name} signs/s, unix C_SignInit+C_Sign vs SoftHSM2", ours, None, "/s",
                             "SoftHSM2 via PyKCS11", note=hsm))
         else:
-            rows.append(Row("3 host", f"{name} signs/s, unix C_SignInit+C_Sign", ours,
+            rows.append(Row("3 host", f"{name} signs/s, unix C_SignInit+C_Sign vs SoftHSM2", ours,
                             hsm.get(key), "/s", "SoftHSM2 2.6 via PyKCS11"))
     return rows
 
