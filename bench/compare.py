@@ -621,7 +621,7 @@ def frozen_sizes(build_dir: Path) -> dict[str, int]:
 
 
 def _obj_sizes(tool: str, build_dir: Path, sub: str) -> int:
-    objs = [str(p) for p in build_dir.rglob("*.o") if sub in str(p)]
+    objs = [str(p) for p in (build_dir / sub).glob("*.o")]
     if not objs:
         return 0
     out = subprocess.run([tool, *objs], capture_output=True, text=True).stdout.splitlines()[1:]
@@ -651,7 +651,7 @@ def size_rows(build: Path) -> list[Row]:
             r.ok = flash <= 60 * 1024
         rows.append(r)
         bdir = full.parent
-        c_mod = _obj_sizes(tool, bdir, "cmodule/pkcs11")
+        c_mod = _obj_sizes(tool, bdir, "pkcs11")
         if c_mod:
             rows.append(Row("7 size", f"{port}: C module objects (text+data, before --gc-sections)",
                             c_mod, None, "B"))
