@@ -30,7 +30,7 @@ help:
 	@echo "make test    build the unix and qemu firmware and run every test"
 	@echo "make unix    build $(UNIX_BIN)"
 	@echo "make qemu    build $(QEMU_ELF)"
-	@echo "make bench   C module vs pure Python: speed and heap on unix and qemu"
+	@echo "make bench   C module vs pure Python, and vs mbedTLS, RISC-V, openssl/SoftHSM2, key in RAM, serial bytes, scaling, size, boot (bench/README.md)"
 	@echo "make esp32   build the ESP32 firmware (needs ESP-IDF v5.2-v5.4: . \$$IDF_PATH/export.sh)"
 	@echo "make flash PORT=/dev/ttyUSB0   write the ESP32 app partition (the token partition is kept)"
 	@echo "make clean   remove $(BUILD)"
