@@ -30,16 +30,20 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-os.environ.setdefault("BUILD", str(ROOT / "build"))
-for p in (ROOT, ROOT / "host_tests", ROOT / "bench"):
+# The lab from this checkout (it is pip-installed too, but the checkout's copy wins).
+for p in (ROOT / "tools", ROOT / "bench"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 
 import compare  # noqa: E402  (bench/compare.py)
-from demo.localca import LocalCA, new_key  # noqa: E402
-from harness.paths import BUILD, QEMU_ELF, UNIX_BIN  # noqa: E402
+from p11lab import LabError, paths  # noqa: E402
+from p11lab.localca import LocalCA, new_key  # noqa: E402
+
+BUILD = paths.default_build()
+UNIX_BIN = paths.unix_binary()
+QEMU_ELF = paths.qemu_elf()
 
 DEVICE_SCRIPT = Path(__file__).with_name("device_bench.py")
 ICOUNT_SHIFT = 7
@@ -140,10 +144,10 @@ def parse(out: str, where: str) -> list[dict[str, Any]]:
 
 def run_unix(out: Path, files: dict[str, bytes], ca: LocalCA, tiny: bool,
              log) -> list[dict[str, Any]]:
-    from harness.tls_servers import OpenSSLServer
+    from p11lab.tls_server import OpenSSLServer
+    from p11lab.unix import UnixFirmware
 
-    if not UNIX_BIN.exists():
-        raise SystemExit(f"{UNIX_BIN} is missing: run `make unix` first")
+    unix_bin = paths.require(paths.unix_binary(), "unix")
     base = out / "unix"
     shutil.rmtree(base, ignore_errors=True)
     work, token = base / "work", base / "token"
@@ -151,15 +155,14 @@ def run_unix(out: Path, files: dict[str, bytes], ca: LocalCA, tiny: bool,
     token.mkdir()
     for name, data in files.items():
         (work / name).write_bytes(data)
-    env = dict(os.environ, MICROPYPATH=".frozen", PKCS11_TOKEN_DIR=str(token))
+    fw = UnixFirmware(token, work, binary=unix_bin)
     runs = plan("unix", tiny)
 
     def run(name: str, code: str) -> list[dict[str, Any]]:
         script = work / f"{name}.py"
         script.write_text(code)
         t0 = time.monotonic()
-        proc = subprocess.run([str(UNIX_BIN), "-X", "heapsize=8M", str(script)], cwd=work,
-                              env=env, capture_output=True, text=True, timeout=600)
+        proc = fw.run_file(script, check=False, timeout=600, micropypath=".frozen")
         log(f"unix {name}: {time.monotonic() - t0:.1f} s")
         if proc.returncode != 0:
             raise RuntimeError(f"unix {name} exited {proc.returncode}:\n{proc.stdout[-2000:]}"
@@ -183,10 +186,9 @@ def run_unix(out: Path, files: dict[str, bytes], ca: LocalCA, tiny: bool,
 
 
 def run_qemu(out: Path, files: dict[str, bytes], tiny: bool, log) -> list[dict[str, Any]]:
-    from harness.qemu import QemuBoard
+    from p11lab.qemu import QemuBoard
 
-    if not QEMU_ELF.exists():
-        raise SystemExit(f"{QEMU_ELF} is missing: run `make qemu` first")
+    elf = paths.require(paths.qemu_elf(), "qemu")
     base = out / "qemu"
     shutil.rmtree(base, ignore_errors=True)
     staging = base / "files"
@@ -194,7 +196,7 @@ def run_qemu(out: Path, files: dict[str, bytes], tiny: bool, log) -> list[dict[s
     for name, data in files.items():
         (staging / name).write_bytes(data)
     runs = plan("qemu", tiny)
-    board = QemuBoard(base / "board", extra_args=ICOUNT_ARGS)
+    board = QemuBoard(base / "board", elf=elf, extra_args=ICOUNT_ARGS)
     board.start()
     try:
         t0 = time.monotonic()
@@ -285,7 +287,7 @@ def run_compare(args, out: Path, files: dict[str, bytes], ca: LocalCA, res: dict
         return base / "work", base / "token"
 
     def row4():
-        from harness.tls_servers import OpenSSLServer
+        from p11lab.tls_server import OpenSSLServer
         work, token = unix_dirs()
         (work / "bench_ec.key.der").write_bytes(compare.der_key(files["bench_ec.pem"]))
         srv_cert = ca.issue_server(("localhost", "127.0.0.1"))
@@ -313,7 +315,7 @@ def run_compare(args, out: Path, files: dict[str, bytes], ca: LocalCA, res: dict
         return compare.size_rows(BUILD)
 
     def row8():
-        from harness.mosquitto import Mosquitto, TLSListener
+        from p11lab.mosquitto import Mosquitto, TLSListener
         work, token = unix_dirs()
         srv_cert = ca.issue_server(("localhost", "127.0.0.1"))
         broker = Mosquitto(out / "mosquitto", plain=False, tls=TLSListener(
@@ -428,7 +430,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--targets", default="unix,qemu", help="comma-separated: unix, qemu")
     ap.add_argument("--tiny", action="store_true", help="one sample per cell (smoke test)")
-    ap.add_argument("--out", default=str(BUILD / "bench"), help="folder for results and scratch")
+    ap.add_argument("--out", default=str(paths.default_build() / "bench"),
+                    help="folder for results and scratch (default: $BUILD/bench)")
     ap.add_argument("--quiet", action="store_true", help="no progress lines")
     ap.add_argument("--rows", default="1,2,3,4,5,6,7,8",
                     help="comparison rows to run (bench/compare.py), comma-separated; '' for none")
@@ -447,10 +450,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     ca, files = make_pki(out / "pki")
     raw: dict[str, list[dict[str, Any]]] = {}
-    if "unix" in targets:
-        raw["unix"] = run_unix(out, files, ca, args.tiny, log)
-    if "qemu" in targets:
-        raw["qemu"] = run_qemu(out, files, args.tiny, log)
+    try:
+        if "unix" in targets:
+            raw["unix"] = run_unix(out, files, ca, args.tiny, log)
+        if "qemu" in targets:
+            raw["qemu"] = run_qemu(out, files, args.tiny, log)
+    except LabError as e:
+        print(f"bench: {e}", file=sys.stderr)
+        return 1
     res = collect(raw)
     runs = {t: plan(t, args.tiny) for t in targets}
     cmp_rows = run_compare(args, out, files, ca, res, targets, log)

@@ -40,7 +40,7 @@ DEVICE = Path(__file__).with_name("device_compare.py")
 ICOUNT_SHIFT = 7
 ICOUNT_ARGS = ("-icount", f"shift={ICOUNT_SHIFT},align=off,sleep=off")
 BAUD = 115200
-CLI = "p11tool"          # the provisioning CLI's console script in the venv
+CLI = "p11board"         # the provisioning CLI's console script in the venv
 
 
 @dataclass
@@ -226,7 +226,7 @@ def mbedtls_rows(res: dict[str, dict], cpu: str) -> list[Row]:
 
 def run_mbedtls_m3(elf: Path, out: Path, files: dict[str, bytes], runs: int, log) -> dict:
     sys.path.insert(0, str(ROOT / "host_tests"))
-    from harness.qemu import QemuBoard
+    from p11lab.qemu import QemuBoard
 
     board = QemuBoard(out / "bench-qemu-board", elf=elf, extra_args=ICOUNT_ARGS)
     board.start()
@@ -474,7 +474,7 @@ class CountingProxy:
 
 def serial_rows(out: Path, qemu_elf: Path, venv_bin: Path, ca, log) -> list[Row]:
     sys.path.insert(0, str(ROOT / "host_tests"))
-    from harness.qemu import QemuBoard
+    from p11lab.qemu import QemuBoard
 
     cli = venv_bin / CLI
     if not cli.exists():
@@ -482,7 +482,7 @@ def serial_rows(out: Path, qemu_elf: Path, venv_bin: Path, ca, log) -> list[Row]
     work = out / "serial"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    from demo.localca import new_key
+    from p11lab.localca import new_key
     key = new_key("ec")
     issued = ca.certify(key, "bench-serial")
     if issued.key_path is not None:
@@ -515,12 +515,12 @@ def serial_rows(out: Path, qemu_elf: Path, venv_bin: Path, ca, log) -> list[Row]
             wall = time.monotonic() - t0
             time.sleep(0.2)   # let the proxy drain the last bytes (counting only)
             if proc.returncode != 0:
-                rows.append(Row("5 serial", f"p11tool {name}", None, None, "s",
+                rows.append(Row("5 serial", f"{CLI} {name}", None, None, "s",
                                 note=f"failed ({proc.returncode}): {proc.stderr.strip()[-200:]}"))
                 continue
             total = proxy.sent + proxy.received
             at_baud = total * 10 / BAUD   # 8N1: 10 bits a byte; request and reply take turns
-            r = Row("5 serial", f"p11tool {name}: {proxy.sent:,} B sent, {proxy.received:,} B "
+            r = Row("5 serial", f"{CLI} {name}: {proxy.sent:,} B sent, {proxy.received:,} B "
                     f"received", at_baud, 2.0, "s", "target 2 s at 115200 baud",
                     target="≤ 2 s", ok=at_baud <= 2.0,
                     note=f"emulated run {wall:.1f} s",
@@ -545,7 +545,7 @@ SCALE_COUNTS = (1, 8, 32, 64)
 def scale_rows(out: Path, qemu_elf: Path, files: dict[str, bytes], runs: int, log,
                counts=SCALE_COUNTS) -> list[Row]:
     sys.path.insert(0, str(ROOT / "host_tests"))
-    from harness.qemu import QemuBoard
+    from p11lab.qemu import QemuBoard
 
     work = out / "scale"
     shutil.rmtree(work, ignore_errors=True)
