@@ -44,6 +44,8 @@ def _commands_used() -> dict[str, str]:
         for path in sorted((ROOT / folder).rglob("*.py")):
             for match in COMMAND.finditer(path.read_text()):
                 name = match.group(1) or match.group(2) or match.group(3)
+                if match.group(3) and shutil.which(name) is None:
+                    continue  # an argument list that starts with a word, not a program
                 found.setdefault(name, str(path.relative_to(ROOT)))
     return found
 
