@@ -130,7 +130,7 @@ class Recorder:
 
     def __init__(self, monkeypatch, token_dir: Path, cwd: Path) -> None:
         self.outputs: list[tuple[list[str], int, str, str]] = []
-        self.base = ["--unix", "--token-dir", str(token_dir)]
+        self.base = ["--unix", "--token-dir", str(token_dir), "--create"]
         self.cwd = cwd
         monkeypatch.setenv("BUILD", str(BUILD))
         monkeypatch.delenv("P11BOARD_PIN", raising=False)

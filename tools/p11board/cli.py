@@ -28,7 +28,7 @@ PIN_ENV = "P11BOARD_PIN"
 
 CONNECTION_DEFAULTS: dict[str, Any] = {
     "device": "auto", "unix": False, "qemu": False, "firmware": None, "token_dir": None,
-    "elf": None, "flash": None, "pin": None, "timeout": 60.0, "json": False, "quiet": False,
+    "elf": None, "flash": None, "create": False, "pin": None, "timeout": 60.0, "json": False, "quiet": False,
 }
 
 
@@ -45,13 +45,17 @@ def _common_options() -> argparse.ArgumentParser:
                    help="unix firmware binary (default: $BUILD/unix/micropython)")
     g.add_argument("--token-dir", default=S, metavar="DIR",
                    help="with --unix: the token directory (PKCS11_TOKEN_DIR; default: the "
-                        "firmware's own, ~/.micropython/pkcs11-token)")
+                        "firmware's own, ~/.micropython/pkcs11-token, made on first use)")
     g.add_argument("--qemu", action="store_true", default=S,
                    help="run this repository's qemu board (p11lab.qemu)")
     g.add_argument("--elf", default=S, metavar="PATH",
                    help="qemu firmware (default: $BUILD/qemu/firmware.elf)")
     g.add_argument("--flash", default=S, metavar="IMAGE",
-                   help="with --qemu: persistent flash image (default: $BUILD/p11board-qemu/flash.img)")
+                   help="with --qemu: persistent flash image (default: "
+                        "~/.local/share/p11board/qemu-flash.img, made on first use)")
+    g.add_argument("--create", action="store_true", default=S,
+                   help="make the --token-dir directory or --flash image when it does not exist "
+                        "(a new, empty token); without it a missing one is refused")
     o = p.add_argument_group("common options")
     o.add_argument("--pin", default=S,
                    help="user PIN, when the token has one (or env P11BOARD_PIN; '-' asks)")

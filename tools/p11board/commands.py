@@ -41,7 +41,7 @@ def class_arg(text: str | None) -> int | None:
 def connect(args: argparse.Namespace, ui: UI) -> Connection:
     return Connection(device=args.device, unix=args.unix, qemu=args.qemu, firmware=args.firmware,
                       token_dir=args.token_dir, elf=args.elf, flash=args.flash,
-                      timeout=args.timeout, say=ui.say)
+                      timeout=args.timeout, say=ui.say, create=args.create)
 
 
 def run(board: Board, ui: UI, body: str, epilogue: str = "", **params: Any) -> Any:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import io
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -15,6 +16,7 @@ from p11lab import LabError, paths
 
 from .device import MARK
 from .errors import Exit, ToolError
+from .lock import Lock
 
 Progress = Callable[[str], None]
 
@@ -106,7 +108,7 @@ class Connection:
     def __init__(self, *, device: str = "auto", unix: bool = False, qemu: bool = False,
                  firmware: str | None = None, token_dir: str | None = None,
                  elf: str | None = None, flash: str | None = None, timeout: float = 60,
-                 say: Progress | None = None) -> None:
+                 say: Progress | None = None, create: bool = False) -> None:
         self.device = device
         self.unix = unix
         self.qemu = qemu
@@ -116,6 +118,8 @@ class Connection:
         self.flash = flash
         self.timeout = timeout
         self.say = say or (lambda s: None)
+        self.create = create
+        self.created = False        # a new, empty token was made for this command
         self._stops: list[Callable[[], None]] = []
         self.transport: Any = None
 
@@ -127,6 +131,7 @@ class Connection:
                 path, name = self._start_qemu()
             else:
                 path, name = self._find_serial(), None
+                self._lock(path, "serial port")
             return self._open(path, name or path)
         except BaseException:
             self.close()
@@ -151,6 +156,10 @@ class Connection:
                 self._stops.pop()()
             except Exception:
                 pass
+
+    def _lock(self, path: Path | str, what: str) -> None:
+        lock = Lock(path, what).acquire()
+        self._stops.append(lock.release)
 
     # -- serial ports ---------------------------------------------------------
 
@@ -209,10 +218,8 @@ class Connection:
             binary = Path(self.firmware) if self.firmware else paths.unix_binary()
             if not binary.exists():
                 raise ToolError(Exit.CONNECTION, f"{binary} is missing: run `make unix` (or give --firmware)")
-            token_dir = None
-            if self.token_dir:
-                token_dir = Path(self.token_dir).resolve()
-                token_dir.mkdir(parents=True, exist_ok=True)
+            token_dir = self._token_dir()
+            self._lock(token_dir, "token directory")
             work = Path(tempfile.mkdtemp(prefix="p11board-unix-"))
             self._stops.append(lambda: shutil.rmtree(work, ignore_errors=True))
             # Ready when it returns: the REPL prompt has been seen (see p11lab.unix).
@@ -220,8 +227,30 @@ class Connection:
         except LabError as e:
             raise ToolError(Exit.CONNECTION, f"--unix: {e}") from None
         self._stops.append(board.stop)
-        where = f"unix firmware ({token_dir or 'its default token directory'})"
+        where = f"unix firmware (token directory {token_dir})"
         return board.pty, where
+
+    def _token_dir(self) -> Path:
+        """The token directory, made when it is new and that is allowed: the
+        default one, or any with --create. A typo in --token-dir must not make
+        an empty token that then "holds no objects"."""
+        if self.token_dir:
+            d = Path(self.token_dir).expanduser().resolve()
+            given = True
+        else:
+            d = default_token_dir()
+            given = False
+        if d.is_dir():
+            return d
+        if d.exists():
+            raise ToolError(Exit.USAGE, f"--token-dir {d} is not a directory")
+        if given and not self.create:
+            raise ToolError(Exit.USAGE, f"--token-dir {d} does not exist: check the path, or add "
+                            "--create to make a new, empty token there")
+        d.mkdir(parents=True, exist_ok=True)
+        self.created = True
+        self.say(f"new token: created the empty token directory {d}")
+        return d
 
     # -- this repository's qemu board ------------------------------------------
 
@@ -232,12 +261,8 @@ class Connection:
             elf = Path(self.elf) if self.elf else paths.qemu_elf()
             if not elf.exists():
                 raise ToolError(Exit.CONNECTION, f"{elf} is missing: run `make qemu` (or give --elf)")
-            if self.flash:
-                flash = Path(self.flash)
-            else:
-                flash = paths.build_dir() / "p11board-qemu" / "flash.img"
-            flash = flash.resolve()
-            flash.parent.mkdir(parents=True, exist_ok=True)
+            flash = self._flash_image()
+            self._lock(flash, "flash image")
             work = Path(tempfile.mkdtemp(prefix="p11board-qemu-"))
             self._stops.append(lambda: shutil.rmtree(work, ignore_errors=True))
             board = QemuBoard(work, elf=elf, flash=flash)
@@ -247,3 +272,55 @@ class Connection:
         except LabError as e:
             raise ToolError(Exit.CONNECTION, f"--qemu: {e}") from None
         return str(pty), f"qemu board (flash image {flash})"
+
+    def _flash_image(self) -> Path:
+        """The flash image, made (empty: it reads as erased flash) when it is new
+        and that is allowed: the default one, or any with --create."""
+        if self.flash:
+            f = Path(self.flash).expanduser().resolve()
+            given = True
+        else:
+            f = default_flash_image()
+            given = False
+        if f.is_file():
+            return f
+        if f.exists():
+            raise ToolError(Exit.USAGE, f"--flash {f} is not a file")
+        if given and not self.create:
+            raise ToolError(Exit.USAGE, f"--flash {f} does not exist: check the path, or add "
+                            "--create to make a new, empty flash image there")
+        if not given:
+            try:
+                old = paths.default_build() / "p11board-qemu" / "flash.img"
+            except Exception:
+                old = None
+            if old is not None and old.is_file():
+                raise ToolError(Exit.USAGE, f"the default flash image moved out of the build directory "
+                                f"(make clean deleted it): move {old} to {f}, or give --flash {old}")
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.touch()
+        self.created = True
+        self.say(f"new token: created the empty flash image {f}")
+        return f
+
+
+def data_dir() -> Path:
+    """Where p11board keeps user state that must outlive `make clean`:
+    $XDG_DATA_HOME/p11board, by default ~/.local/share/p11board."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "p11board"
+
+
+def default_flash_image() -> Path:
+    """--qemu's flash image when --flash is not given (outside build/: `make
+    clean` keeps it)."""
+    return data_dir() / "qemu-flash.img"
+
+
+def default_token_dir() -> Path:
+    """--unix's token directory when --token-dir is not given: the firmware's own
+    default (PKCS11_TOKEN_DIR, else ~/.micropython/pkcs11-token)."""
+    env = os.environ.get("PKCS11_TOKEN_DIR")
+    if env:
+        return Path(env).expanduser().resolve()
+    return Path.home() / ".micropython" / "pkcs11-token"
