@@ -73,6 +73,9 @@ def _fill_defaults(args: argparse.Namespace) -> None:
     if args.pin is None:
         args.pin = os.environ.get(PIN_ENV) or None
     if args.pin == "-":
+        if not sys.stdin.isatty():
+            raise ToolError(Exit.ABORTED, "--pin -: no terminal to ask for the PIN on; give it "
+                            f"with --pin PIN or the environment variable {PIN_ENV}")
         args.pin = getpass.getpass("user PIN: ")
     if args.unix and args.qemu:
         raise ToolError(Exit.USAGE, "--unix and --qemu exclude each other")
@@ -95,8 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    def add(name: str, fn: Callable[[argparse.Namespace, UI], int], help: str) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, parents=[common], help=help, description=help)
+    def add(name: str, fn: Callable[[argparse.Namespace, UI], int], help: str,
+            aliases: tuple[str, ...] = ()) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, parents=[common], help=help, description=help, aliases=list(aliases))
         sp.set_defaults(func=fn)
         return sp
 
@@ -150,6 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--old-pin", help="current PIN ('' when the token has no user PIN yet)")
     sp.add_argument("--new-pin", help="new PIN")
 
+    sp = add("init-pin", commands.init_pin, "the security officer sets a new user PIN (C_InitPIN): "
+             "unlocks a user PIN locked after too many wrong tries, or replaces a forgotten one; "
+             "keys and certificates stay", aliases=("unlock",))
+    sp.add_argument("--so-pin", help="the SO PIN (set with init-token)")
+    sp.add_argument("--new-pin", help="the new user PIN")
+
     sp = add("init-token", commands.init_token, "erase the token and set its label and SO PIN (asks first)")
     sp.add_argument("--label", default="MicroPython token", help="token label")
     sp.add_argument("--so-pin", help="SO PIN (the current one when the token has one)")
@@ -188,10 +198,31 @@ def main(argv: list[str] | None = None) -> int:
         return int(Exit.ABORTED)
 
 
+def pin_tries(state: tuple[int, int] | None) -> str:
+    """What the token's PIN flags say after a wrong PIN (CKF_*_PIN_COUNT_LOW,
+    FINAL_TRY, LOCKED), with the limit of wrong tries in a row."""
+    if not state:
+        return ""
+    flags, limit = state
+    parts = []
+    for who, low, final, locked, way_out in (
+            ("user PIN", 0x10000, 0x20000, 0x40000, ""),
+            ("SO PIN", 0x100000, 0x200000, 0x400000,
+             f"; only {PROG} init-token (it erases every object) resets the token")):
+        if flags & locked:
+            parts.append(f"the {who} is locked ({limit} wrong tries in a row){way_out}")
+        elif flags & final:
+            parts.append(f"the {who} has ONE try left (it locks after {limit} wrong tries in a row)")
+        elif flags & low:
+            parts.append(f"wrong {who} tries are counted: it locks after {limit} wrong tries in a row")
+    return ("\n  " + "\n  ".join(parts)) if parts else ""
+
+
 def _report_device_failure(e: DeviceFailure) -> Exit:
     if e.rv is not None:
         sentence = ckr_sentence(e.rv)
-        show.error(f"token error: {e.text}" + (f" -- {sentence}" if sentence else ""))
+        show.error(f"token error: {e.text}" + (f" -- {sentence}" if sentence else "")
+                   + pin_tries(e.pin_state))
         return Exit.TOKEN
     if e.kind == "ImportError":
         show.error(f"the board's firmware lacks a module this tool needs ({e.text}): "

@@ -265,8 +265,19 @@ def set_pin(args: argparse.Namespace, ui: UI) -> int:
     old = _secret(args.old_pin, f"current {who} (empty if none)")
     new = _secret(args.new_pin, f"new {who}", confirm=True)
     with connect(args, ui) as board:
-        run(board, ui, device.SET_PIN, SO=args.so, OLD=old, NEW=new)
-    ui.say(f"{who} changed")
+        r = run(board, ui, device.SET_PIN, SO=args.so, OLD=old, NEW=new)
+    ui.say(f"{who} {'changed' if r.get('had') else 'set (the token had none)'}")
+    return Exit.OK
+
+
+def init_pin(args: argparse.Namespace, ui: UI) -> int:
+    so_pin = _secret(args.so_pin, "SO PIN")
+    new = _secret(args.new_pin, "new user PIN", confirm=True)
+    with connect(args, ui) as board:
+        r = run(board, ui, device.INIT_PIN, SO_PIN=so_pin, NEW=new)
+    was = "locked" if r["before"] & 0x40000 else ("set" if r["before"] & names.CKF_USER_PIN_INITIALIZED else "not set")
+    ui.say(f"user PIN set by the SO (it was {was}); wrong tries counted from 0 again; keys and "
+           "certificates kept")
     return Exit.OK
 
 

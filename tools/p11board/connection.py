@@ -24,11 +24,14 @@ Progress = Callable[[str], None]
 class DeviceFailure(Exception):
     """The device script reported an exception: (type name, CKR value or None, text)."""
 
-    def __init__(self, kind: str, rv: int | None, text: str) -> None:
+    def __init__(self, kind: str, rv: int | None, text: str,
+                 pin_state: tuple[int, int] | None = None) -> None:
         super().__init__(text)
         self.kind = kind
         self.rv = rv
         self.text = text
+        # after a wrong or locked PIN: (token flags, the token's limit of wrong tries)
+        self.pin_state = pin_state
 
 
 class Board:
@@ -82,16 +85,20 @@ class Board:
                                 "reset it and try again")
             raise ToolError(Exit.DEVICE, f"{self.name}: the device script failed: {last}")
         result = None
+        pin_state = None
         for line in lines:
-            for tag in ("R", "E"):
+            for tag in ("R", "E", "F"):
                 if line.startswith(MARK + tag):
                     try:
                         value = ast.literal_eval(line[len(MARK) + 1:])
                     except (ValueError, SyntaxError):
                         raise ToolError(Exit.DEVICE, f"{self.name}: garbled answer from the board") from None
+                    if tag == "F":
+                        pin_state = value
+                        continue
                     if tag == "E":
                         kind, rv, text = value
-                        raise DeviceFailure(kind, rv, text)
+                        raise DeviceFailure(kind, rv, text, pin_state)
                     result = value
         if result is None:
             raise ToolError(Exit.DEVICE, f"{self.name}: the board gave no answer "

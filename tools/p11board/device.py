@@ -34,7 +34,23 @@ def _o(k, v):
     print("\x1eP11" + k + repr(v))
 def _session(rw):
     import pkcs11
-    return pkcs11.open_session(rw=rw, user_pin=PIN)
+    s = pkcs11.open_session(rw=rw)
+    if PIN is not None:
+        try:
+            s.login(PIN)
+        except Exception as e:
+            _pin_failed(s, e)
+            s.close()
+            raise
+    return s
+def _pin_failed(s, e):
+    # after a wrong or locked PIN: the token's PIN flags (tries left) and the limit
+    if getattr(e, "rv", None) in (0xA0, 0xA4):
+        from pkcs11 import config
+        try:
+            _o("F", (s.token_info()["flags"], config.get("max_pin_failures")))
+        except Exception:
+            pass
 _SECRET = %r
 def _get(o, types):
     # o: a pkcs11 Object; unavailable attributes come back as None
@@ -331,12 +347,38 @@ def _main():
     import pkcs11
     s = pkcs11.open_session(rw=True)
     try:
-        if SO:
-            s.login(OLD, 0)
-        s.set_pin(OLD, NEW)
+        had = _flags(s) & (0x8 if not SO else 0x400)
+        try:
+            if SO:
+                s.login(OLD, 0)
+            s.set_pin(OLD, NEW)
+        except Exception as e:
+            _pin_failed(s, e)
+            raise
     finally:
         s.close()
-    _o("R", {"ok": True})
+    _o("R", {"ok": True, "had": bool(had) or bool(SO)})
+'''
+
+# The SO sets a new user PIN (C_InitPIN): unlocks a locked user PIN, or sets a
+# forgotten one; keys and certificates stay.
+INIT_PIN = r'''
+def _main():
+    import pkcs11
+    s = pkcs11.open_session(rw=True)
+    try:
+        try:
+            s.login(SO_PIN, 0)
+        except Exception as e:
+            _pin_failed(s, e)
+            raise
+        before = _flags(s)
+        s.p11.C_InitPIN(s.h, NEW)
+        s.logout()
+        after = _flags(s)
+    finally:
+        s.close()
+    _o("R", {"before": before, "after": after})
 '''
 
 INIT_TOKEN = r'''

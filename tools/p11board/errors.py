@@ -58,7 +58,8 @@ CKR_HELP: dict[int, str] = {
     0xA0: "the PIN is wrong",
     0xA1: "the PIN has characters the token does not accept",
     0xA2: "the PIN is too short or too long",
-    0xA4: "the PIN is locked after too many wrong tries (the SO can reset it: p11board set-pin --so ...)",
+    0xA4: "the PIN is locked after too many wrong tries in a row (a locked user PIN: the SO "
+          "unlocks it, keys kept: p11board init-pin)",
     0xB1: "too many sessions are open on the board",
     0xB5: "the session is read-only",
     0xB6: "a session is open: close other programs using the token (or reset the board)",

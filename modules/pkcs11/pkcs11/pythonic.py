@@ -239,6 +239,11 @@ class Session:
     def set_pin(self, old_pin, new_pin):
         self.p11.C_SetPIN(self.h, old_pin, new_pin)
 
+    def init_pin(self, pin):
+        """C_InitPIN: the SO (logged in: login(so_pin, 0)) sets a new user PIN;
+        this unlocks a user PIN locked after too many wrong tries."""
+        self.p11.C_InitPIN(self.h, pin)
+
     def token_info(self):
         return self.p11.C_GetTokenInfo(0)
 
