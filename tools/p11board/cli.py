@@ -121,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--no-public", action="store_true", help="do not store the public key object")
     sp.add_argument("--id", help="CKA_ID in hex (default: SHA-1 of the public key)")
     sp.add_argument("--replace", action="store_true", help="replace objects with the same labels")
+    sp.add_argument("--force", action="store_true", help=f"store it even when the token's "
+                    f"{names.DEFAULT_CERT_LABEL!r} is the certificate of another key")
 
     for name, fn, label, what in (("import-cert", commands.import_cert, names.DEFAULT_CERT_LABEL, "the device certificate"),
                                   ("import-ca", commands.import_ca, names.DEFAULT_CA_LABEL, "a root CA certificate")):
@@ -129,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--label", help=f"default {label!r}")
         sp.add_argument("--id", help="CKA_ID in hex (default: SHA-1 of the certificate's public key)")
         sp.add_argument("--replace", action="store_true", help="replace a certificate with the same label")
+        sp.add_argument("--force", action="store_true", help=f"store a {names.DEFAULT_CERT_LABEL!r} "
+                        f"even when it is not for the token's {names.DEFAULT_KEY_LABEL!r}")
 
     sp = add("generate-key", commands.generate_key, "generate an EC P-256 key pair inside the token "
              "(prints the public key)")
@@ -136,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--public-label", help=f"default {names.DEFAULT_PUB_LABEL!r} for the default key label")
     sp.add_argument("--id", help="CKA_ID in hex (default: SHA-1 of the public key)")
     sp.add_argument("--replace", action="store_true", help="replace keys with the same labels")
+    sp.add_argument("--force", action="store_true", help=f"replace the device key even though the "
+                    f"stored {names.DEFAULT_CERT_LABEL!r} will no longer match it")
 
     sp = add("csr", commands.csr, "a PKCS#10 request built on the board and signed by the token's key, "
              "for aws iot create-certificate-from-csr")
@@ -143,8 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--label", default=names.DEFAULT_KEY_LABEL, help=f"the private key (default {names.DEFAULT_KEY_LABEL!r})")
     sp.add_argument("--out", default="-", metavar="FILE", help="where to write the PEM (default: stdout)")
 
-    sp = add("destroy", commands.destroy, "destroy the objects labelled LABEL (asks first)")
-    sp.add_argument("label", metavar="LABEL")
+    sp = add("destroy", commands.destroy, "destroy the objects labelled LABEL, or one object by "
+             "--handle, or the objects with --id (asks first)")
+    sp.add_argument("label", metavar="LABEL", nargs="?")
+    sp.add_argument("--handle", type=int, help="the object with this handle (see list)")
+    sp.add_argument("--id", help="the objects with this CKA_ID (hex, see list)")
     sp.add_argument("--class", dest="cls", choices=list(names.CKO_BY_NAME), help="only this class")
     sp.add_argument("-y", "--yes", action="store_true", help="do not ask")
 

@@ -88,6 +88,12 @@ def show_objects(args: argparse.Namespace, ui: UI) -> int:
 # -- import ----------------------------------------------------------------------------------
 
 
+def _mismatch_error(r: dict[str, Any]) -> ToolError:
+    text = str(r["mismatch"]).replace("PKCS#11 error: ", "").replace("pass force=True", "add --force")
+    text = text.replace("import_certificate(..., replace=True)", f"{show.PROG} import-cert --replace")
+    return ToolError(Exit.OBJECT, f"refused, nothing changed: {text}")
+
+
 def _taken_error(r: dict[str, Any]) -> ToolError:
     what = ", ".join(f"{names.CKO.get(c, c)} {show.text(lbl)!r}" for _h, c, lbl in r["taken"])
     return ToolError(Exit.OBJECT, f"the token already has {what}; add --replace to replace it")
@@ -112,9 +118,11 @@ def import_key(args: argparse.Namespace, ui: UI) -> int:
         ui.say(f"sending the key to the board ({len(key.der)} bytes, once)")
         r = run(board, ui, device.IMPORT_KEY, device.WIPE_KEY, PIN=args.pin,
                  LABEL=label, PUBLIC_LABEL=pub_label, ID=kid, REPLACE=args.replace,
-                 _K=bytearray(key.der))
+                 FORCE=args.force, _K=bytearray(key.der))
     if "taken" in r:
         raise _taken_error(r)
+    if "mismatch" in r:
+        raise _mismatch_error(r)
     ui.say(f"stored {key.kind} key {args.label!r} (handle {r['handle']})"
            + (f", public key {pub_label.decode()!r}" if pub_label else "")
            + (f"; replaced {r['replaced']} object(s)" if r["replaced"] else ""))
@@ -131,9 +139,11 @@ def _import_certificate(args: argparse.Namespace, ui: UI, default_label: str) ->
     ui.say(f"{args.file}: {info['subject']} ({info['public_key']}), valid until {info['not_after']}")
     with connect(args, ui) as board:
         r = run(board, ui, device.IMPORT_CERT, PIN=args.pin, LABEL=label, ID=kid,
-                 REPLACE=args.replace, _C=cf.der)
+                 REPLACE=args.replace, FORCE=args.force, _C=cf.der)
     if "taken" in r:
         raise _taken_error(r)
+    if "mismatch" in r:
+        raise _mismatch_error(r)
     ui.say(f"stored certificate {label.decode()!r} (handle {r['handle']})"
            + (f"; replaced {r['replaced']} object(s)" if r["replaced"] else ""))
     if r.get("key"):
@@ -163,9 +173,11 @@ def generate_key(args: argparse.Namespace, ui: UI) -> int:
     kid = files.parse_hex_id(args.id) if args.id is not None else b""
     with connect(args, ui) as board:
         r = run(board, ui, device.GENERATE, PIN=args.pin, LABEL=label, PUBLIC_LABEL=pub_label,
-                 ID=kid, REPLACE=args.replace)
+                 ID=kid, REPLACE=args.replace, FORCE=args.force)
     if "taken" in r:
         raise _taken_error(r)
+    if "mismatch" in r:
+        raise _mismatch_error(r)
     pub = files.public_key_of({0x100: 3, 0x181: r["ec_point"]})
     if pub is None:
         raise ToolError(Exit.DEVICE, "the board returned an invalid public key")
@@ -232,17 +244,32 @@ def _confirm(question: str, yes: bool) -> None:
 
 
 def destroy(args: argparse.Namespace, ui: UI) -> int:
-    label = label_arg(args.label, "LABEL")
+    chosen = [x for x in (args.label, args.handle, args.id) if x is not None]
+    if len(chosen) != 1:
+        raise ToolError(Exit.USAGE, "destroy: give exactly one of LABEL, --handle N or --id HEX "
+                        f"(the handles and ids are in `{show.PROG} list`)")
+    label = label_arg(args.label, "LABEL") if args.label is not None else None
+    kid = files.parse_hex_id(args.id) if args.id is not None else None
     cls = class_arg(args.cls)
+    if args.handle is not None:
+        desc = f"handle {args.handle}"
+    elif kid is not None:
+        desc = f"id {kid.hex()}"
+    else:
+        desc = f"labelled {args.label!r}"
     with connect(args, ui) as board:
-        r = run(board, ui, device.FIND, PIN=args.pin, LABEL=label, CLASS=cls)
+        r = run(board, ui, device.FIND, PIN=args.pin, LABEL=label, CLASS=cls, ID=kid, HANDLE=args.handle)
         found = r["objects"]
+        if cls is not None:
+            found = [(h, a) for h, a in found if a[0] == cls]
         if not found:
-            raise ToolError(Exit.OBJECT, f"no object labelled {args.label!r}{show.login_hint(r['flags'], args.pin)}")
-        what = ", ".join(f"{names.CKO.get(a[0], a[0])} (handle {h})" for h, a in found)
-        _confirm(f"destroy {len(found)} object(s) labelled {args.label!r}: {what}?", args.yes)
-        r = run(board, ui, device.DESTROY, PIN=args.pin, LABEL=label, HANDLES=[h for h, _ in found])
-    ui.say(f"destroyed {len(r['destroyed'])} object(s) labelled {args.label!r}")
+            raise ToolError(Exit.OBJECT, f"no object with {desc}{show.login_hint(r['flags'], args.pin)}"
+                            if not desc.startswith("labelled") else
+                            f"no object {desc}{show.login_hint(r['flags'], args.pin)}")
+        what = ", ".join(f"{names.CKO.get(a[0], a[0])} {show.text(a[3])!r} (handle {h})" for h, a in found)
+        _confirm(f"destroy {len(found)} object(s): {what}?", args.yes)
+        r = run(board, ui, device.DESTROY, PIN=args.pin, HANDLES=[(h, a[3]) for h, a in found])
+    ui.say(f"destroyed {len(r['destroyed'])} object(s): {what}")
     return Exit.OK
 
 

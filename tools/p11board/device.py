@@ -206,24 +206,33 @@ def _main():
 
 # -- find (for destroy and csr) -----------------------------------------------
 
+# LABEL, ID (None: any); HANDLE: one object by its handle instead
 FIND = r'''
 def _main():
     out = []
     with _session(False) as s:
-        for o in s.find_objects(object_class=CLASS, label=LABEL):
-            out.append((o.handle, _get(o, [0, 3, 0x100])))
+        if HANDLE is not None:
+            try:
+                found = [s.object(HANDLE)]
+            except Exception:
+                found = []
+        else:
+            found = s.find_objects(object_class=CLASS, label=LABEL, id=ID)
+        for o in found:
+            out.append((o.handle, _get(o, [0, 3, 0x100, 0x102])))
         r = {"objects": out, "flags": _flags(s)}
     _o("R", r)
 '''
 
+# HANDLES: [(handle, label)] as FIND saw them
 DESTROY = r'''
 def _main():
     done = []
     with _session(True) as s:
-        for h in HANDLES:
+        for h, label in HANDLES:
             o = s.object(h)
-            if _get(o, [3])[3] != LABEL:
-                raise ValueError("object %d is no longer labelled %r" % (h, LABEL))
+            if _get(o, [3])[3] != label:
+                raise ValueError("object %d is no longer labelled %r" % (h, label))
             o.destroy()
             done.append(h)
     _o("R", {"destroyed": done})
@@ -263,9 +272,14 @@ def _main():
             _o("R", {"taken": _handles(old)})
             return
         _o("P", "storing the key in the token")
-        k = s.import_key(_K, label=LABEL, id=ID, public_label=PUBLIC_LABEL)
-        for o in old:
-            o[0].destroy()
+        try:
+            k = s.import_key(_K, label=LABEL, id=ID, public_label=PUBLIC_LABEL, replace=True,
+                             force=FORCE)
+        except Exception as e:
+            if type(e).__name__ != "KeyMismatch":
+                raise
+            _o("R", {"mismatch": str(e)})
+            return
         _o("R", {"handle": k.handle, "replaced": len(old)})
 '''
 
@@ -285,9 +299,13 @@ def _main():
         if old and not REPLACE:
             _o("R", {"taken": _handles(old)})
             return
-        c = s.import_certificate(_C, label=LABEL, id=ID)
-        for o in old:
-            o[0].destroy()
+        try:
+            c = s.import_certificate(_C, label=LABEL, id=ID, replace=True, force=FORCE)
+        except Exception as e:
+            if type(e).__name__ != "KeyMismatch":
+                raise
+            _o("R", {"mismatch": str(e)})
+            return
         # the private key this certificate belongs to, if the token has it
         match = None
         for o in (s.find_objects(object_class=3, id=ID) if ID else ()):
@@ -305,7 +323,14 @@ def _main():
             _o("R", {"taken": _handles(old)})
             return
         _o("P", "generating an EC P-256 key pair in the token")
-        pub, priv = s.generate_keypair(label=LABEL, public_label=PUBLIC_LABEL, id=ID or b"")
+        try:
+            pub, priv = s.generate_keypair(label=LABEL, public_label=PUBLIC_LABEL, id=ID or b"",
+                                           replace=True, force=FORCE)
+        except Exception as e:
+            if type(e).__name__ != "KeyMismatch":
+                raise
+            _o("R", {"mismatch": str(e)})
+            return
         q = pub[0x181]
         if not ID:
             h = crypto.hash_new("sha1")
@@ -313,8 +338,6 @@ def _main():
             kid = h.digest()
             pub[0x102] = kid
             priv[0x102] = kid
-        for o in old:
-            o[0].destroy()
         _o("R", {"handle": priv.handle, "public_handle": pub.handle, "ec_point": q,
                  "id": priv[0x102], "replaced": len(old)})
 '''

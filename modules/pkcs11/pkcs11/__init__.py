@@ -29,7 +29,7 @@ def __getattr__(name):
     if name in ("PKCS11Error", "NoSuchKey", "MultipleObjectsReturned"):
         from . import errors
         return getattr(errors, name)
-    if name in ("open_session", "Session"):
+    if name in ("open_session", "Session", "LabelTaken", "KeyMismatch"):
         from . import pythonic
         return getattr(pythonic, name)
     if name == "configure":
