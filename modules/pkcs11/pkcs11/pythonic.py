@@ -372,7 +372,13 @@ class Session:
             k = self.get_object(object_class=_CKO_PRIVATE_KEY, label=labels.LABEL_DEVICE_PRIVATE_KEY)
         except NoSuchKey:
             return          # no key yet: nothing to mismatch
-        if not _same_public(cert_pk, k.get(_CKA_KEY_TYPE, _CKA_EC_POINT, _CKA_MODULUS, _CKA_PUBLIC_EXPONENT)):
+        try:
+            a = k.get(_CKA_KEY_TYPE, _CKA_EC_POINT, _CKA_MODULUS, _CKA_PUBLIC_EXPONENT)
+        except PKCS11Error as e:
+            a = e.values            # the attributes of the other key type are absent
+            if a is None:
+                raise
+        if not _same_public(cert_pk, a):
             raise KeyMismatch(None, "this certificate is not for the token's %r (another public "
                               "key); pass force=True to store it anyway" % labels.LABEL_DEVICE_PRIVATE_KEY)
 
