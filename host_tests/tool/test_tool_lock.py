@@ -102,13 +102,15 @@ def test_qemu_flash_image_busy_while_another_holds_it(tool_qemu, seed_files, tmp
 def test_serial_port_busy_while_another_holds_it(tmp_path):
     """A serial port held by another program (pyserial's exclusive lock is a flock
     too) is refused with exit 3 before anything is sent to it."""
-    port = tmp_path / "ttyFAKE"
-    port.write_bytes(b"")
+    import pty
+    master, slave = pty.openpty()
+    port = os.ttyname(slave)
     fd = _hold_lock(port)
     try:
         r = subprocess.run([sys.executable, "-m", "p11board.cli", "-d", str(port), "list"],
                            env=_env(), capture_output=True, text=True, timeout=120,
                            stdin=subprocess.DEVNULL)
     finally:
-        os.close(fd)
+        for f in (fd, master, slave):
+            os.close(f)
     assert r.returncode == 3 and "serial port" in r.stderr and "busy" in r.stderr, r.stderr

@@ -137,8 +137,9 @@ class Connection:
             elif self.qemu:
                 path, name = self._start_qemu()
             else:
+                # mpremote opens the port with pyserial's exclusive=True: an flock
+                # for as long as this command runs (see _open for the busy case)
                 path, name = self._find_serial(), None
-                self._lock(path, "serial port")
             return self._open(path, name or path)
         except BaseException:
             self.close()
@@ -196,6 +197,8 @@ class Connection:
         except TransportError as e:
             msg = str(e)
             if msg.startswith("failed to access"):
+                if os.path.exists(path):
+                    Lock(path, "serial port").acquire().release()     # raises the busy error when held
                 msg += " (no such port, no permission, or in use by another program)"
             raise ToolError(Exit.CONNECTION, msg) from None
         except OSError as e:

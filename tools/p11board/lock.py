@@ -4,8 +4,9 @@ storage for the whole command.
 What is locked:
   * --qemu: the flash image file itself;
   * --unix: the token directory itself (a directory can be flock()ed on Linux);
-  * a serial port: the device node (pyserial's `exclusive=True` takes the same
-    kind of lock, so a miniterm opened that way counts too).
+  * a serial port: mpremote opens it with pyserial's `exclusive=True`, an flock
+    of the device node for as long as the command runs; when that open fails,
+    p11board checks the same lock and calls a held port busy.
 
 A second p11board on the same storage fails at once with exit code 3 ("busy")
 before it has touched anything: two writers at once used to lose objects while
