@@ -175,6 +175,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--user-pin", help="also set this user PIN")
     sp.add_argument("-y", "--yes", action="store_true", help="do not ask")
 
+    sp = add("check", commands.check, "is the board ready to connect? the stored endpoint and thing, "
+             "the device key, its certificate (matching, valid, issued by --ca) and the root CA; "
+             "with --ca and --unix also a live MQTT connect/publish through the token to a local "
+             "mosquitto on 127.0.0.1 that trusts that CA")
+    sp.add_argument("--ca", metavar="CA.pem", help="the CA that issued the device certificate "
+                    "(a local CA's root.pem for a board provisioned locally)")
+
     sp = add("config", commands.config, "show or set the AWS IoT client configuration stored on the "
              f"board ({device.CONFIG_FILE} in the token directory)")
     sp.add_argument("--endpoint", help="<prefix>-ats.iot.<region>.amazonaws.com")

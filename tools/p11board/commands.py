@@ -370,3 +370,108 @@ def config(args: argparse.Namespace, ui: UI) -> int:
             ui.say(f"saved {w['path']}")
     show.config(ui, config)
     return Exit.OK
+
+
+# -- check ------------------------------------------------------------------------------------
+
+
+def _check_line(ui: UI, ok: bool, text: str, failures: list[str]) -> None:
+    ui.out(f"  {'ok  ' if ok else 'FAIL'}  {text}")
+    if not ok:
+        failures.append(text)
+
+
+def check(args: argparse.Namespace, ui: UI) -> int:
+    """Is the board ready to connect? The stored configuration, the device key, its
+    certificate and the root CA; with --ca, also a live MQTT connect/publish through
+    the token to a local mosquitto on 127.0.0.1 that trusts that CA (--unix only)."""
+    import datetime
+    import shutil
+    import tempfile
+
+    from cryptography.hazmat.primitives import serialization
+
+    ca_cert = None
+    if args.ca is not None:
+        if not args.unix:
+            raise ToolError(Exit.USAGE, "check --ca runs MQTT from the board to a broker on this "
+                            "computer's 127.0.0.1: only --unix boards reach it. For a board, connect "
+                            "to the real endpoint (docs/aws-iot-walkthrough.md, 'Run it')")
+        ca_cert = files.load_certificate(Path(args.ca)).cert
+    failures: list[str] = []
+    with connect(args, ui) as board:
+        r = run(board, ui, device.CHECK_READ, PIN=args.pin, KEY_LABEL=names.DEFAULT_KEY_LABEL.encode(),
+                CERT_LABEL=names.DEFAULT_CERT_LABEL.encode(), CA_LABEL=names.DEFAULT_CA_LABEL.encode(),
+                CONFIG_FILE=device.CONFIG_FILE)
+        ui.out(f"{board.name}:")
+        cfg = parse_config(r.get("config")) or {}
+        endpoint, thing = cfg.get("endpoint"), cfg.get("thing_name")
+        _check_line(ui, bool(endpoint and thing and "error" not in cfg),
+                    f"configuration: endpoint {endpoint!r}, thing {thing!r}, port {cfg.get('port')!r}"
+                    + ("" if endpoint and thing else f" (set it: {show.PROG} config --endpoint HOST --thing-name NAME)"),
+                    failures)
+        hint = show.login_hint(r["flags"], args.pin)
+        _check_line(ui, r["keys"] == 1, f"private key {names.DEFAULT_KEY_LABEL!r}: "
+                    f"{r['keys']} found{hint if r['keys'] == 0 else ''}", failures)
+        cert = None
+        if r["certs"] == 1:
+            cert = x509.load_der_x509_certificate(bytes(r["cert"]))
+        _check_line(ui, cert is not None, f"certificate {names.DEFAULT_CERT_LABEL!r}: {r['certs']} found"
+                    + (f" ({cert.subject.rfc4514_string()}, issued by {cert.issuer.rfc4514_string()})"
+                       if cert is not None else ""), failures)
+        if cert is not None and r.get("key"):
+            token_pub = files.public_key_of(r["key"])
+            same = token_pub is not None and \
+                files.spki_fingerprint(token_pub) == files.spki_fingerprint(cert.public_key())
+            _check_line(ui, same, "the certificate is the private key's" if same else
+                        "the certificate is for ANOTHER key (import the right one with import-cert --replace)",
+                        failures)
+        if cert is not None:
+            now = datetime.datetime.now(datetime.timezone.utc)
+            valid = cert.not_valid_before_utc <= now <= cert.not_valid_after_utc
+            _check_line(ui, valid, f"valid from {cert.not_valid_before_utc:%Y-%m-%d} until "
+                        f"{cert.not_valid_after_utc:%Y-%m-%d}", failures)
+            if ca_cert is not None:
+                try:
+                    cert.verify_directly_issued_by(ca_cert)
+                    issued = True
+                except Exception:          # another issuer, or a signature that does not verify
+                    issued = False
+                _check_line(ui, issued, f"issued by --ca {args.ca} ({ca_cert.subject.rfc4514_string()})",
+                            failures)
+        _check_line(ui, r["cas"] >= 1, f"root CA {names.DEFAULT_CA_LABEL!r}: {r['cas']} found", failures)
+        if failures or ca_cert is None:
+            if not failures:
+                ui.say("static checks passed; add --ca <the CA that issued the certificate> (with "
+                       "--unix) for a live MQTT check against a local broker")
+            return Exit.OBJECT if failures else Exit.OK
+        from p11lab import LabError
+        from p11lab.localca import LocalCA
+        from p11lab.mosquitto import Mosquitto, TLSListener
+
+        work = Path(tempfile.mkdtemp(prefix="p11board-check-"))
+        mqtt = None
+        try:
+            server_ca = LocalCA(work / "ca", name="p11board check server CA")
+            server = server_ca.issue_server((str(endpoint), "localhost", "127.0.0.1"))
+            ca_file = work / "client-ca.pem"
+            ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+            mqtt = Mosquitto(work, plain=False, allow_anonymous=False,
+                             tls=TLSListener(cafile=ca_file, certfile=server.cert_path,
+                                             keyfile=server.key_path,  # type: ignore[arg-type]
+                                             extra=["tls_version tlsv1.2"]))
+            try:
+                mqtt.start()
+            except LabError as e:
+                raise ToolError(Exit.CONNECTION, f"cannot start the local broker: {e}") from None
+            ui.say(f"local mosquitto on 127.0.0.1:{mqtt.tls_port} (pid {mqtt.pid}), trusting {args.ca}")
+            m = run(board, ui, device.CHECK_MQTT, PIN=args.pin, HOST="127.0.0.1", PORT=mqtt.tls_port,
+                    SERVER_NAME=str(endpoint), THING=str(thing), SERVER_CA=server_ca.root_der, WAIT=10)
+        finally:
+            if mqtt is not None:
+                mqtt.stop()
+            shutil.rmtree(work, ignore_errors=True)
+        _check_line(ui, True, f"MQTT connect as {thing!r} through the token (local broker, server name "
+                    f"{endpoint})", failures)
+        _check_line(ui, bool(m["echo"]), f"publish and receive on {m['topic']}", failures)
+    return Exit.OBJECT if failures else Exit.OK

@@ -453,3 +453,47 @@ def _main():
         os.rename(path + ".tmp", path)
     _o("R", {"path": path})
 '''
+
+# -- check (p11board check) ------------------------------------------------------
+
+CHECK_READ = r'''
+def _main():
+    import pkcs11
+    from pkcs11 import config
+    r = {"token_dir": config.token_dir()}
+    try:
+        with open(config.token_dir() + "/" + CONFIG_FILE, "rb") as f:
+            r["config"] = f.read(2048)
+    except OSError:
+        r["config"] = None
+    with _session(False) as s:
+        r["flags"] = _flags(s)
+        keys = s.find_objects(object_class=3, label=KEY_LABEL)
+        r["keys"] = len(keys)
+        if len(keys) == 1:
+            r["key"] = _get(keys[0], [0x100, 0x181, 0x120, 0x122])
+        for name, label in (("cert", CERT_LABEL), ("ca", CA_LABEL)):
+            found = s.find_objects(object_class=1, label=label)
+            r[name + "s"] = len(found)
+            if len(found) == 1:
+                r[name] = found[0].der
+    _o("R", r)
+'''
+
+CHECK_MQTT = r'''
+def _main():
+    import p11tls
+    from mqtt import MQTTClient
+    _o("P", "TLS to %s:%d as %r (server name %s)" % (HOST, PORT, THING, SERVER_NAME))
+    c = MQTTClient(THING, p11tls.opener(HOST, PORT, server_hostname=SERVER_NAME, ca=SERVER_CA,
+                                        pin=PIN), keepalive=60)
+    c.connect()
+    _o("P", "connected: the handshake was signed in the token, the broker accepted the certificate")
+    topic = "check/%s" % THING
+    c.subscribe(topic, qos=1)
+    msg = b"p11board check"
+    c.publish(topic, msg, qos=1)
+    got = c.wait_msg(WAIT)
+    c.disconnect()
+    _o("R", {"topic": topic, "echo": got is not None and bytes(got[1]) == msg})
+'''
