@@ -313,11 +313,22 @@ class Session:
 
     get_objects = find_objects
 
+    def _none(self, what):
+        # NoSuchKey, with a hint when private objects are hidden for want of a login
+        msg = "no %s matches" % what
+        try:
+            if self.token_info()["flags"] & 0x4 and self.p11.C_GetSessionInfo(self.h)["state"] in (0, 2):
+                msg += " (the token has a user PIN and this session is not logged in: private " \
+                       "objects are hidden; open_session(user_pin=...) or session.login(pin))"
+        except PKCS11Error:
+            pass
+        return NoSuchKey(None, msg)
+
     def get_object(self, attrs=None, object_class=None, key_type=None, label=None, id=None):
         """Exactly one matching object, else NoSuchKey / MultipleObjectsReturned."""
         found = self._find(2, attrs, object_class, key_type, label, id)
         if not found:
-            raise NoSuchKey(None, "no object matches")
+            raise self._none("object")
         if len(found) > 1:
             raise MultipleObjectsReturned(None, "several objects match")
         return found[0]
@@ -328,7 +339,7 @@ class Session:
             found = [o for o in self.find_objects(None, None, key_type, label, id)
                      if isinstance(o, Key)]
             if not found:
-                raise NoSuchKey(None, "no key matches")
+                raise self._none("key")
             if len(found) > 1:
                 raise MultipleObjectsReturned(None, "%d keys match" % len(found))
             return found[0]
