@@ -76,14 +76,14 @@ $(MPY_DIR)/mpy-cross/build/mpy-cross: | sources
 	@$(MAKE) -s -C $(MPY_DIR)/mpy-cross -j$(JOBS) BUILD=build >/dev/null
 
 unix: sources $(MPY_DIR)/mpy-cross/build/mpy-cross
-	@echo "[build] unix firmware -> $(UNIX_BIN)"
+	@echo "[build] unix firmware -> $(UNIX_BIN) (about a minute the first time; log: $(BUILD)/unix-build.log)"
 	@$(MAKE) -s -C $(MPY_DIR)/ports/unix -j$(JOBS) $(COMMON_MAKE_ARGS) \
 		VARIANT_DIR=$(CURDIR)/boards/unix BUILD=$(BUILD)/unix \
 		> $(BUILD)/unix-build.log 2>&1 \
 		|| { tail -n 30 $(BUILD)/unix-build.log; echo "[build] unix firmware failed; full log: $(BUILD)/unix-build.log"; exit 1; }
 
 qemu: sources $(MPY_DIR)/mpy-cross/build/mpy-cross
-	@echo "[build] qemu MPS2-AN385 firmware -> $(QEMU_ELF)"
+	@echo "[build] qemu MPS2-AN385 firmware -> $(QEMU_ELF) (about a minute the first time; log: $(BUILD)/qemu-build.log)"
 	@$(MAKE) -s -C $(MPY_DIR)/ports/qemu -j$(JOBS) $(COMMON_MAKE_ARGS) \
 		BOARD=MPS2_AN385 BOARD_DIR=$(CURDIR)/boards/qemu BUILD=$(BUILD)/qemu \
 		FROZEN_MANIFEST=$(CURDIR)/boards/qemu/manifest.py \

@@ -61,7 +61,9 @@ def _common_options() -> argparse.ArgumentParser:
                    help="user PIN, when the token has one (or env P11BOARD_PIN; '-' asks)")
     o.add_argument("--timeout", type=float, default=S, metavar="SECONDS",
                    help="longest silence from the board before giving up (default 60)")
-    o.add_argument("--json", action="store_true", default=S, help="JSON output (info, list, show)")
+    o.add_argument("--json", action="store_true", default=S, help="JSON output: info, list, show, "
+                   "config print their records; every other command, and every failure, one "
+                   "summary {ok, command, exit, error, output, messages}")
     o.add_argument("-q", "--quiet", action="store_true", default=S, help="no progress messages")
     return p
 
@@ -199,19 +201,23 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
         return Exit.USAGE
-    ui = UI(quiet=False, as_json=False)
+    show.ERRORS.clear()
+    ui = UI(quiet=False, as_json=bool(getattr(args, "json", False)))
+    code: int
     try:
         _fill_defaults(args)
         ui = UI(quiet=args.quiet, as_json=args.json)
-        return int(args.func(args, ui))
+        code = int(args.func(args, ui))
     except ToolError as e:
         show.error(str(e))
-        return int(e.code)
+        code = int(e.code)
     except DeviceFailure as e:
-        return int(_report_device_failure(e))
+        code = int(_report_device_failure(e))
     except KeyboardInterrupt:
         show.error("interrupted")
-        return int(Exit.ABORTED)
+        code = int(Exit.ABORTED)
+    ui.finish(args.command, code, "\n".join(show.ERRORS) if show.ERRORS else None)
+    return code
 
 
 def pin_tries(state: tuple[int, int] | None) -> str:

@@ -216,8 +216,11 @@ def csr(args: argparse.Namespace, ui: UI) -> int:
         raise ToolError(Exit.DEVICE, "the CSR's public key is not the token key's public key")
     pem = files.csr_pem(der)
     if args.out in (None, "-"):
-        sys.stdout.write(pem)
-        sys.stdout.flush()
+        if ui.json:
+            ui.out(pem.rstrip())
+        else:
+            sys.stdout.write(pem)
+            sys.stdout.flush()
     else:
         try:
             Path(args.out).write_text(pem)

@@ -211,7 +211,8 @@ class Connection:
             # that off stdout (it may carry --json output).
             seen = io.StringIO()
             with contextlib.redirect_stdout(seen):
-                self.transport.enter_raw_repl(soft_reset=True, timeout_overall=max(10.0, self.timeout / 3))
+                self.transport.enter_raw_repl(soft_reset=True,
+                                              timeout_overall=min(self.timeout, max(10.0, self.timeout / 3)))
         except (TransportError, OSError) as e:
             got = seen.getvalue().strip()[-300:]
             raise ToolError(Exit.CONNECTION, f"{name}: no MicroPython raw REPL ({e}): is a "

@@ -119,6 +119,7 @@ def _main():
     r["token_partition"] = _check_mount()
     r["platform"] = sys.platform
     r["version"] = sys.version
+    r["micropython"] = ".".join(str(v) for v in sys.implementation.version[:3])
     r["machine"] = getattr(sys.implementation, "_machine", "")
     r["token_dir"] = config.token_dir()
     r["backend"] = crypto.which("ec_sign")
