@@ -92,7 +92,7 @@ qemu: sources $(MPY_DIR)/mpy-cross/build/mpy-cross
 	@arm-none-eabi-size $(QEMU_ELF)
 
 # Stock unix MicroPython from the same source tree, for installing the device packages
-# with `mpremote mip install` (host_tests/test_mip_stock.py): the standard variant with
+# with `mpremote mip install` (host_tests/token/test_mip_stock.py): the standard variant with
 # no user C module and nothing frozen. Off, because Debian's source lacks what they need:
 # frozen micropython-lib packages (no micropython-lib), btree (no berkeley-db), ffi
 # (no libffi in our Debian packages). On: the board REPL with raw REPL that mpremote
