@@ -451,7 +451,7 @@ class Session:
                 except (ValueError, IndexError):
                     pass
             raise error(_CKR_ATTRIBUTE_VALUE_INVALID, "not a supported private key: %s (EC P-256 "
-                        "or RSA 1024-4096; PKCS#8, SEC1 or PKCS#1, unencrypted)" % e)
+                        "or RSA; PKCS#8, SEC1 or PKCS#1, unencrypted)" % e)
         label = _b(label) if label is not None else labels.LABEL_DEVICE_PRIVATE_KEY
         pairs = [(_CKO_PRIVATE_KEY, label)]
         if public_label is not None:
