@@ -220,6 +220,10 @@ def check_subject(subject: str) -> str:
     parts = [p for p in subject.split(",")]
     if not subject.strip():
         raise ToolError(Exit.USAGE, "--subject is empty; give e.g. --subject \"CN=my-thing\"")
+    if subject.startswith("/"):
+        fixed = ",".join(p for p in subject.split("/") if p)
+        raise ToolError(Exit.USAGE, f"--subject {subject!r} is openssl's form: write it as "
+                        f"--subject {fixed!r}")
     for part in parts:
         k, sep, v = part.partition("=")
         k, v = k.strip(), v.strip()
