@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 
 from harness.token_files import P11_PRELUDE, TokenKeys, last_json, verify_ecdsa_raw
@@ -76,12 +76,9 @@ print(json.dumps(R))
 def test_certificate_subject_is_stored_as_given(unix_fw, token_keys: TokenKeys) -> None:
     token_keys.copy_to(unix_fw.work_dir)
     out = unix_fw.run(START + """
-from pkcs11 import der
+from pkcs11 import crypto
 h = session()
-cert = der.pem_to_der(open("ec_cert.pem", "rb").read()) if hasattr(der, "pem_to_der") else None
-if cert is None:
-    from pkcs11 import crypto
-    cert = crypto.parse_certificate(open("ec_cert.pem", "rb").read())["der"]
+cert = crypto.parse_certificate(open("ec_cert.pem", "rb").read())["der"]
 # prvProvisionCertificate's template (FreeRTOS): CKA_SUBJECT is a fixed string.
 c = p11.C_CreateObject(h, [(CKA_CLASS, CKO_CERTIFICATE), (CKA_CERTIFICATE_TYPE, CKC_X_509),
                            (CKA_SUBJECT, b"TestSubject"), (CKA_VALUE, cert),
@@ -109,8 +106,7 @@ def test_rsa_x_509_verifies_raw_signatures(unix_fw, token_keys: TokenKeys) -> No
     token_keys.copy_to(unix_fw.work_dir)
     key = token_keys.private(token_keys.rsa_pkcs8)
     digest = hashlib.sha256(b"FreeRTOS").digest()
-    sig = key.sign(b"FreeRTOS", padding.PKCS1v15(), __import__(
-        "cryptography.hazmat.primitives.hashes", fromlist=["SHA256"]).SHA256())
+    sig = key.sign(b"FreeRTOS", padding.PKCS1v15(), hashes.SHA256())
     # The raw RSA block of a PKCS#1 v1.5 signature: 00 01 FF..FF 00 DigestInfo.
     info = bytes.fromhex("3031300d060960864801650304020105000420") + digest
     em = b"\x00\x01" + b"\xff" * (256 - 3 - len(info)) + b"\x00" + info
