@@ -59,6 +59,9 @@ _CKK_RSA = const(0)
 _CKK_EC = const(3)
 _CKM_RSA_PKCS = const(0x1)
 _CKM_ECDSA = const(0x1041)
+_CKM_RSA_PKCS_PSS = const(0xD)
+# (hash length, CKM_SHA*, CKG_MGF1_SHA*) for TLS 1.3's RSA-PSS signatures
+_PSS = ((32, 0x250, 2), (48, 0x260, 3), (64, 0x270, 4))
 
 _X509_VERIFY = const(-0x2700)
 # Hints for mbedTLS codes (the names come with MicroPython's OSError).
@@ -320,7 +323,13 @@ def wrap_socket(sock, server_hostname, session=None, key_label=KEY_LABEL,
         else:
             raise TokenError("key %r is neither EC nor RSA" % (_text(key_label),))
 
-        def sign(data):
+        def sign(data, pss_hash_len=None):
+            # TLS 1.3 signs RSA with PSS (the hook passes the hash length): salt = hash length.
+            if pss_hash_len is not None:
+                for n, hash_mech, mgf in _PSS:
+                    if n == pss_hash_len:
+                        return key.sign(data, (_CKM_RSA_PKCS_PSS, (hash_mech, mgf, n)))
+                raise ValueError("no PSS hash of %d bytes" % pss_hash_len)
             return key.sign(data, mech)
 
         ticket = _p11tls.register(sign)

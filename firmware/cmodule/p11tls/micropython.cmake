@@ -22,6 +22,7 @@ target_include_directories(usermod_p11tls INTERFACE
 target_link_options(usermod_p11tls INTERFACE
     -Wl,--undefined=__wrap_mbedtls_pk_sign_restartable
     -Wl,--wrap=mbedtls_pk_sign_restartable
+    -Wl,--wrap=mbedtls_pk_sign_ext
 )
 
 target_link_libraries(usermod INTERFACE usermod_p11tls)

@@ -9,7 +9,7 @@ ifeq ($(MICROPY_SSL_MBEDTLS),1)
 
 SRC_USERMOD_C += $(P11TLS_MOD_DIR)/tls_sign_hook.c
 CFLAGS_USERMOD += -I$(P11TLS_MOD_DIR)/../pkcs11
-LDFLAGS_USERMOD += -Wl,--wrap=mbedtls_pk_sign_restartable
+LDFLAGS_USERMOD += -Wl,--wrap=mbedtls_pk_sign_restartable -Wl,--wrap=mbedtls_pk_sign_ext
 
 else
 $(warning _p11tls left out: it needs MICROPY_SSL_MBEDTLS=1)
