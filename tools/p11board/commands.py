@@ -133,13 +133,24 @@ def _import_certificate(args: argparse.Namespace, ui: UI, default_label: str) ->
     cf = files.load_certificate(Path(args.file))
     label = label_arg(args.label if args.label is not None else default_label)
     info = files.certificate_summary(cf.cert)
+    chain = default_label == names.DEFAULT_CERT_LABEL
     if cf.count > 1:
-        ui.say(f"{args.file} holds {cf.count} certificates; importing the first ({info['subject']})")
+        ui.say(f"{args.file} holds {cf.count} certificates; "
+               + (f"the device certificate ({info['subject']}) and {cf.count - 1} intermediate CA(s)"
+                  if chain else f"importing the first ({info['subject']})"))
     kid = files.parse_hex_id(args.id) if args.id is not None else bytes.fromhex(str(info.get("key_id", "")))
     ui.say(f"{args.file}: {info['subject']} ({info['public_key']}), valid until {info['not_after']}")
     with connect(args, ui) as board:
         r = run(board, ui, device.IMPORT_CERT, PIN=args.pin, LABEL=label, ID=kid,
                  REPLACE=args.replace, FORCE=args.force, _C=cf.der)
+        if "taken" not in r and "mismatch" not in r and chain:
+            # The certificates after the first one are the intermediates, issuer first.
+            c = run(board, ui, device.IMPORT_CHAIN, PIN=args.pin, LABEL=label, MAX_CHAIN=4,
+                    _CHAIN=list(cf.rest))
+            if c["stored"] or c["removed"]:
+                ui.say(f"stored {c['stored']} intermediate CA certificate(s) as "
+                       f"{label.decode()!r} CA 1..{c['stored']}"
+                       + (f"; removed {c['removed']} old one(s)" if c["removed"] else ""))
     if "taken" in r:
         raise _taken_error(r)
     if "mismatch" in r:

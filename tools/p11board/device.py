@@ -314,6 +314,22 @@ def _main():
         _o("R", {"handle": c.handle, "replaced": len(old), "key": match})
 '''
 
+# The intermediate CA certificates of the device certificate LABEL, as p11tls
+# reads them: LABEL + " CA 1" (its issuer), " CA 2"...; the old ones go first.
+IMPORT_CHAIN = r'''
+def _main():
+    _check_mount()
+    removed = 0
+    with _session(True) as s:
+        for i in range(1, MAX_CHAIN + 1):
+            for o in s.find_objects(object_class=1, label=LABEL + (" CA %d" % i).encode()):
+                o.destroy()
+                removed += 1
+        for i in range(len(_CHAIN)):
+            s.import_certificate(_CHAIN[i], label=LABEL + (" CA %d" % (i + 1)).encode())
+    _o("R", {"stored": len(_CHAIN), "removed": removed})
+'''
+
 GENERATE = _TAKEN + r'''
 def _main():
     from pkcs11 import crypto

@@ -22,6 +22,13 @@
 // Keys without the magic are signed by the real mbedTLS function. A reference
 // key whose ticket is unknown is refused: the dummy values are never used.
 //
+// TLS 1.3 (when the firmware's mbedTLS has MBEDTLS_SSL_PROTO_TLS1_3) signs
+// CertificateVerify with mbedtls_pk_sign_ext() (ssl_tls13_generic.c), whose
+// call to mbedtls_pk_sign_restartable() stays inside pk.c where --wrap cannot
+// reach it: the firmware also wraps mbedtls_pk_sign_ext. ECDSA goes the TLS 1.2
+// way; RSA is RSASSA-PSS there (salt length = hash length):
+//   RSA-PSS: signer(hash, hash_len) -> k bytes (as CKM_RSA_PKCS_PSS gives).
+//
 // The signer is called under nlr_push: an exception (a PKCS11Error from the
 // token, say) is kept for _p11tls.last_error(ticket) and the handshake fails
 // with an mbedTLS error code; no exception ever unwinds through mbedTLS.
@@ -79,6 +86,16 @@ int __wrap_mbedtls_pk_sign_restartable(mbedtls_pk_context *ctx,
     unsigned char *sig, size_t sig_size, size_t *sig_len,
     int (*f_rng)(void *, unsigned char *, size_t), void *p_rng,
     mbedtls_pk_restart_ctx *rs_ctx);
+
+int __real_mbedtls_pk_sign_ext(mbedtls_pk_type_t pk_type, mbedtls_pk_context *ctx,
+    mbedtls_md_type_t md_alg, const unsigned char *hash, size_t hash_len,
+    unsigned char *sig, size_t sig_size, size_t *sig_len,
+    int (*f_rng)(void *, unsigned char *, size_t), void *p_rng);
+
+int __wrap_mbedtls_pk_sign_ext(mbedtls_pk_type_t pk_type, mbedtls_pk_context *ctx,
+    mbedtls_md_type_t md_alg, const unsigned char *hash, size_t hash_len,
+    unsigned char *sig, size_t sig_size, size_t *sig_len,
+    int (*f_rng)(void *, unsigned char *, size_t), void *p_rng);
 
 /******************************************************************************/
 // The registry.
@@ -232,12 +249,23 @@ static int ecdsa_raw_to_der(const uint8_t *rs, size_t clen, uint8_t *sig, size_t
 /******************************************************************************/
 // The hook.
 
+static bool call_signer_ex(mp_obj_list_t *entry, const uint8_t *data, size_t len, mp_obj_t extra,
+    uint8_t *out, size_t want);
+
+static bool call_signer(mp_obj_list_t *entry, const uint8_t *data, size_t len, uint8_t *out, size_t want) {
+    return call_signer_ex(entry, data, len, MP_OBJ_NULL, out, want);
+}
+
 // Calls entry's signer with data; copies a result of exactly want bytes to out.
 // Returns false (the exception kept in the entry) on any failure.
-static bool call_signer(mp_obj_list_t *entry, const uint8_t *data, size_t len, uint8_t *out, size_t want) {
+// extra: a second argument for the signer, or MP_OBJ_NULL for none.
+static bool call_signer_ex(mp_obj_list_t *entry, const uint8_t *data, size_t len, mp_obj_t extra,
+    uint8_t *out, size_t want) {
     nlr_buf_t nlr;
     if (nlr_push(&nlr) == 0) {
-        mp_obj_t result = mp_call_function_1(entry->items[0], mp_obj_new_bytes(data, len));
+        mp_obj_t arg = mp_obj_new_bytes(data, len);
+        mp_obj_t result = extra == MP_OBJ_NULL ? mp_call_function_1(entry->items[0], arg)
+            : mp_call_function_2(entry->items[0], arg, extra);
         mp_buffer_info_t bufinfo;
         mp_get_buffer_raise(result, &bufinfo, MP_BUFFER_READ);
         if (bufinfo.len != want) {
@@ -311,6 +339,45 @@ int __wrap_mbedtls_pk_sign_restartable(mbedtls_pk_context *ctx,
         return MBEDTLS_ERR_PK_BUFFER_TOO_SMALL;
     }
     if (!call_signer(entry, info, info_len, sig, key_len)) {
+        return ERR_RSA_SIGNER;
+    }
+    *sig_len = key_len;
+    return 0;
+}
+
+int __wrap_mbedtls_pk_sign_ext(mbedtls_pk_type_t pk_type, mbedtls_pk_context *ctx,
+    mbedtls_md_type_t md_alg, const unsigned char *hash, size_t hash_len,
+    unsigned char *sig, size_t sig_size, size_t *sig_len,
+    int (*f_rng)(void *, unsigned char *, size_t), void *p_rng) {
+
+    uint8_t ticket[TICKET_LEN];
+    bool is_rsa;
+    if (ctx == NULL || ctx->MBEDTLS_PRIVATE(pk_info) == NULL || !reference_ticket(ctx, &is_rsa, ticket)) {
+        return __real_mbedtls_pk_sign_ext(pk_type, ctx, md_alg, hash, hash_len,
+            sig, sig_size, sig_len, f_rng, p_rng);
+    }
+    if (pk_type != MBEDTLS_PK_RSASSA_PSS) {
+        // ECDSA or RSA PKCS#1 v1.5: the TLS 1.2 path (the key's own type decides).
+        return __wrap_mbedtls_pk_sign_restartable(ctx, md_alg, hash, hash_len,
+            sig, sig_size, sig_len, f_rng, p_rng, NULL);
+    }
+    if (!is_rsa) {
+        return MBEDTLS_ERR_PK_TYPE_MISMATCH;
+    }
+    mp_obj_list_t *entry = lookup_entry(ticket);
+    if (entry == NULL) {
+        return ERR_UNKNOWN_TICKET;
+    }
+    entry->items[1] = mp_const_none;
+    size_t md_len = mbedtls_md_get_size(mbedtls_md_info_from_type(md_alg));
+    if (md_len == 0 || hash == NULL || (hash_len != 0 && hash_len != md_len)) {
+        return MBEDTLS_ERR_PK_BAD_INPUT_DATA;
+    }
+    size_t key_len = (mbedtls_pk_get_bitlen(ctx) + 7) / 8;
+    if (key_len > sig_size) {
+        return MBEDTLS_ERR_PK_BUFFER_TOO_SMALL;
+    }
+    if (!call_signer_ex(entry, hash, md_len, MP_OBJ_NEW_SMALL_INT(md_len), sig, key_len)) {
         return ERR_RSA_SIGNER;
     }
     *sig_len = key_len;

@@ -355,7 +355,9 @@ class FunctionList:
 
     def C_GenerateKeyPair(self, h, mechanism, public_template, private_template):
         """EC P-256 only (CKM_EC_KEY_PAIR_GEN); returns (public, private) handles.
-        A public template without CKA_TOKEN makes a session object."""
+        A public template without CKA_TOKEN takes the private template's CKA_TOKEN
+        (config public_key_follows_private, FreeRTOS's provisioning relies on it),
+        or makes a session object when that is off or the private template has none."""
         t = self._tok()
         s = t.session(h)
         param = mechanisms.usable(mechanism, "GenerateKeyPair")[1]

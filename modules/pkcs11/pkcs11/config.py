@@ -22,12 +22,21 @@ _settings = {
     "pin_iterations": 1000,
     # consecutive wrong PINs before CKR_PIN_LOCKED
     "max_pin_failures": 10,
+    # the PIN C_Login(CKU_USER) accepts while the token has no user PIN: corePKCS11's
+    # configPKCS11_DEFAULT_USER_PIN, which FreeRTOS code passes on every session.
+    # None: CKR_USER_PIN_NOT_INITIALIZED for every PIN, as the standard answers.
+    "default_user_pin": "0000",
+    # C_GenerateKeyPair: a public template without CKA_TOKEN takes the private
+    # template's CKA_TOKEN (corePKCS11 keeps the public key FreeRTOS code makes
+    # that way); False: CKA_TOKEN defaults to FALSE, the standard's default.
+    "public_key_follows_private": True,
 }
 
 
 def configure(**kw):
     """configure(root=None, max_objects=32, max_sessions=10, pin_iterations=1000,
-    max_pin_failures=10); unknown names raise ValueError."""
+    max_pin_failures=10, default_user_pin="0000", public_key_follows_private=True);
+    unknown names raise ValueError."""
     for k in kw:
         if k not in _settings:
             raise ValueError("unknown setting " + k)

@@ -4,6 +4,9 @@ PINs, the object table, active operations.
 Login model:
   * A fresh token has no user PIN: no login is needed and CKA_PRIVATE objects
     are usable by every session (the FreeRTOS call sequence works unchanged).
+    C_Login(CKU_USER) with config "default_user_pin" ("0000", corePKCS11's
+    default, which FreeRTOS code sends on every session) succeeds on such a
+    token; any other PIN gets CKR_USER_PIN_NOT_INITIALIZED.
   * Once a user PIN exists (C_InitToken + SO login + C_InitPIN, or C_SetPIN
     with an empty old PIN on a token that has none, see api.C_SetPIN),
     CKA_PRIVATE objects are hidden from C_FindObjects and refused with
@@ -500,7 +503,15 @@ class Token:
             if _M_SO not in self.meta:
                 raise error(_CKR_USER_PIN_NOT_INITIALIZED, "no SO PIN: call C_InitToken first")
         elif _M_USER not in self.meta:
-            raise error(_CKR_USER_PIN_NOT_INITIALIZED)
+            # FreeRTOS-style code logs in with corePKCS11's default user PIN on
+            # every session: accepted on a token without a user PIN (config
+            # default_user_pin; None keeps CKR_USER_PIN_NOT_INITIALIZED for all).
+            default = config.get("default_user_pin")
+            from . import crypto
+            if default is None or not crypto.equal(pin, _pin_bytes(default)):
+                raise error(_CKR_USER_PIN_NOT_INITIALIZED)
+            self.login = user_type
+            return
         self._verify(user_type, pin)
         self.login = user_type
 
