@@ -38,6 +38,22 @@ META = "token.rec"
 fault = None
 
 try:
+    from _pkcs11 import chmod as _chmod_impl
+except (ImportError, AttributeError):
+    # CPython has os.chmod; littlefs/FAT on a board have no permissions to set
+    _chmod_impl = getattr(os, "chmod", None)
+
+
+def chmod(path, mode):
+    """Set POSIX permissions where the filesystem has them (unix port); a
+    no-op on boards."""
+    if _chmod_impl is not None:
+        try:
+            _chmod_impl(path, mode)
+        except OSError:
+            pass
+
+try:
     from hashlib import sha256 as _sha256
 except ImportError:
     _sha256 = None
@@ -151,13 +167,18 @@ class Store:
         while len(root) > 1 and root.endswith("/"):
             root = root[:-1]
         self.root = root
+        self._private = False
 
     def _path(self, name):
         return self.root + "/" + name
 
     def ensure(self):
-        """Create the root directory (and its parents) if missing."""
+        """Create the root directory (and its parents) if missing; the root is
+        made private to the owner (0700) on hosts with permissions."""
         if _is_dir(self.root):
+            if not self._private:
+                chmod(self.root, 0o700)
+                self._private = True
             return
         path = "/" if self.root.startswith("/") else ""
         for part in self.root.split("/"):
@@ -167,6 +188,8 @@ class Store:
             if not _is_dir(path):
                 os.mkdir(path)
             path += "/"
+        chmod(self.root, 0o700)
+        self._private = True
 
     def scan(self):
         """Handles of the object records present; removes stale temp files."""
@@ -175,7 +198,14 @@ class Store:
             names = os.listdir(self.root)
         except OSError:
             return handles
+        tighten = _chmod_impl is not None and not self._private
+        if tighten:
+            # a store made by an older version (0755/0644): make it private
+            chmod(self.root, 0o700)
+            self._private = True
         for name in names:
+            if tighten:
+                chmod(self._path(name), 0o600)
             if name.endswith(".tmp"):
                 try:
                     os.remove(self._path(name))
@@ -198,6 +228,7 @@ class Store:
         tmp = final + ".tmp"
         try:
             with open(tmp, "wb") as f:
+                chmod(tmp, 0o600)
                 f.write(data)
                 f.flush()
             if fault:

@@ -462,20 +462,41 @@ class Token:
         meta[fail_field] = 0
 
     def _check_pin(self, field, iter_field, fail_field, pin):
+        """Check a PIN against its stored hash.  The failure count is raised on
+        flash *before* the check and cleared after a success, so a power cut at
+        any point of an attempt cannot give a free guess; a right and a wrong
+        PIN make the same two writes (finding 5)."""
         from . import crypto
+        self._reload_meta()
         m = self.meta
         fails = m.get(fail_field, 0)
         if fails >= config.get("max_pin_failures"):
             raise error(_CKR_PIN_LOCKED)
+        charged = dict(m)
+        charged[fail_field] = fails + 1
+        self._save_meta(charged)
         rec = m[field]
         ok = crypto.equal(self._hash_pin(pin, rec[:16], m.get(iter_field, 1000)), rec[16:])
-        if ok and not fails:
-            return
-        new = dict(m)
-        new[fail_field] = 0 if ok else fails + 1
-        self._save_meta(new)
+        after = dict(m)
+        after[fail_field] = 0 if ok else fails + 1
+        self._save_meta(after)
         if not ok:
             raise error(_CKR_PIN_INCORRECT)
+
+    def _reload_meta(self):
+        """Re-read the token record (another process may have changed the PINs
+        or the failure count since this one loaded it; finding 10)."""
+        if self.broken:
+            return
+        try:
+            meta = self.store.load_meta()
+        except CorruptRecord as e:
+            self.broken = "token record damaged (%s)" % e
+            raise error(_CKR_DEVICE_ERROR, self.broken)
+        except OSError:
+            return
+        if meta is not None:
+            self.meta = meta
 
     def _verify(self, user_type, pin):
         if user_type == _CKU_USER:
