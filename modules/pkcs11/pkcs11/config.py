@@ -22,6 +22,8 @@ _settings = {
     "pin_iterations": 1000,
     # consecutive wrong PINs before CKR_PIN_LOCKED
     "max_pin_failures": 10,
+    # 32 bytes: the device-unique record key (default: see pkcs11.devkey)
+    "device_key": None,
 }
 
 

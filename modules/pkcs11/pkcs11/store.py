@@ -5,15 +5,21 @@ Knows records, not PKCS#11 rules.  A record is a dict {int: bool | int | bytes}.
 File layout (all integers big-endian):
     offset size
     0      4    magic b"P11R"
-    4      1    format version (1)
+    4      1    format version (2)
     5      1    kind: b"O" object record, b"T" token record
-    6      4    object handle (0 in the token record)
+    6      4    object handle; in the token record its generation
     10     2    number of attributes n
     12     ...  n times: type u32, tag u8 (0 False, 1 True, 2 int u64, 3 bytes),
                 length u16, value
-    end-32 32   SHA-256 of everything before it
+    end-32 32   HMAC-SHA256 of everything before it under the device key
+                (pkcs11.devkey: kept outside the token directory)
 A record that fails any check (short, magic, version, kind, handle, lengths,
-hash) raises CorruptRecord: it is never used silently.
+MAC) raises CorruptRecord: it is never used silently.  Version 1 records (a
+plain SHA-256, which anyone could recompute) are refused.
+
+Rollback: every write of the token record raises its generation and then the
+device's counter (devkey); a token record older than the counter, or a missing
+token record once the counter has started, raises CorruptRecord.
 
 Files in the root: "<handle as 8 hex digits>.obj" and "token.rec".  Writes are
 atomic replaces: the record goes to "<name>.tmp", is flushed (fsync on the unix
@@ -30,7 +36,7 @@ there simulates a power cut at that point.
 import os
 
 _MAGIC = b"P11R"
-_VERSION = 1
+_VERSION = 2
 _HDR = 12
 _SUM = 32
 META = "token.rec"
@@ -53,17 +59,9 @@ def chmod(path, mode):
         except OSError:
             pass
 
-try:
-    from hashlib import sha256 as _sha256
-except ImportError:
-    _sha256 = None
-
-
-def _hash(data):
-    if _sha256 is not None:
-        return _sha256(data).digest()
-    from . import crypto
-    return crypto.digest("sha256", data)
+def _mac(key, data):
+    from .devkey import hmac_sha256
+    return hmac_sha256(key, data)
 
 
 class CorruptRecord(Exception):
@@ -74,8 +72,9 @@ def _u32(b, i):
     return (b[i] << 24) | (b[i + 1] << 16) | (b[i + 2] << 8) | b[i + 3]
 
 
-def encode(kind, handle, attrs):
-    """Serialize a record: bytes ready to write."""
+def encode(kind, handle, attrs, key):
+    """Serialize a record authenticated under `key` (the MAC key): bytes ready
+    to write."""
     out = bytearray(_MAGIC)
     out.append(_VERSION)
     out += kind
@@ -96,11 +95,11 @@ def encode(kind, handle, attrs):
             out.append(3)
             out += len(v).to_bytes(2, "big")
             out += v
-    out += _hash(out)
+    out += _mac(key, out)
     return out
 
 
-def decode(data, kind, handle=None):
+def decode(data, kind, handle, key):
     """Parse and verify a record; returns (handle, attrs).  Raises CorruptRecord."""
     n = len(data)
     if n < _HDR + _SUM:
@@ -112,7 +111,7 @@ def decode(data, kind, handle=None):
     if data[5:6] != kind:
         raise CorruptRecord("wrong record kind")
     mv = memoryview(data)
-    if _hash(mv[:n - _SUM]) != data[n - _SUM:]:
+    if not _equal(_mac(key, mv[:n - _SUM]), mv[n - _SUM:]):
         raise CorruptRecord("integrity check failed")
     h = _u32(data, 6)
     if handle is not None and h != handle:
@@ -145,6 +144,13 @@ def decode(data, kind, handle=None):
     return h, attrs
 
 
+def _equal(a, b):
+    r = len(a) ^ len(b)
+    for i in range(min(len(a), len(b))):
+        r |= a[i] ^ b[i]
+    return r == 0
+
+
 def _exists(path):
     try:
         os.stat(path)
@@ -163,11 +169,16 @@ def _is_dir(path):
 class Store:
     """The records of one token under `root` (a directory on any mounted VFS)."""
 
-    def __init__(self, root):
+    def __init__(self, root, key=None):
         while len(root) > 1 and root.endswith("/"):
             root = root[:-1]
         self.root = root
         self._private = False
+        if key is None:
+            from .devkey import DeviceKey
+            key = DeviceKey(root)
+        self.key = key
+        self.generation = 0
 
     def _path(self, name):
         return self.root + "/" + name
@@ -256,25 +267,60 @@ class Store:
 
     def load(self, handle):
         """The attributes of object `handle`; CorruptRecord or OSError on failure."""
-        return decode(self._read(self.name(handle)), b"O", handle)[1]
+        return decode(self._read(self.name(handle)), b"O", handle, self.key.mac_key())[1]
 
     def save(self, handle, attrs):
         """Create or atomically replace the record of `handle`."""
-        self._write(self.name(handle), encode(b"O", handle, attrs))
+        self._write(self.name(handle), encode(b"O", handle, attrs, self.key.mac_key()))
 
     def delete(self, handle):
         os.remove(self._path(self.name(handle)))
 
     def load_meta(self):
-        """The token record as a dict, None when there is none yet."""
+        """The token record as a dict, None when there is none yet (and the
+        device counter never started).  CorruptRecord when it fails its MAC,
+        is older than the device's counter (rollback) or went missing."""
+        count = self.key.counter()
+        if count < 0:
+            raise CorruptRecord("the rollback counter is damaged")
         try:
             data = self._read(META)
         except OSError:
+            if count:
+                raise CorruptRecord("the token record is missing")
             return None
-        return decode(data, b"T", 0)[1]
+        gen, attrs = decode(data, b"T", None, self.key.mac_key())
+        if gen < count:
+            raise CorruptRecord("rolled back (generation %d, device counter %d)" % (gen, count))
+        if gen > count + 1:
+            raise CorruptRecord("generation %d ahead of the device counter %d" % (gen, count))
+        if gen == count + 1:
+            # the write of the counter was cut after the record's rename
+            self.key.set_counter(gen)
+        self.generation = gen
+        return attrs
 
     def save_meta(self, attrs):
-        self._write(META, encode(b"T", 0, attrs))
+        """Write the token record with the next generation, then raise the
+        device's counter to it."""
+        gen = max(self.generation, self.key.counter()) + 1
+        self._write(META, encode(b"T", gen, attrs, self.key.mac_key()))
+        self.generation = gen
+        self.key.set_counter(gen)
+        if fault:
+            fault("counter", META)
+
+    def erase(self):
+        """Remove every record, the token record too (a damaged token).  The
+        device key and its counter stay: the next token record continues the
+        generations."""
+        try:
+            names = os.listdir(self.root)
+        except OSError:
+            return
+        for name in names:
+            if name.endswith(".obj") or name.endswith(".tmp") or name == META:
+                os.remove(self._path(name))
 
     def wipe(self):
         """Remove every object record (C_InitToken)."""

@@ -172,6 +172,10 @@ class Token:
         except CorruptRecord as e:
             self.broken = "token record damaged (%s)" % e
             meta = None
+        if meta is None and self.broken is None and st.scan():
+            # objects without a token record: someone removed it (a PIN-less
+            # token that still holds the keys must not come out of that)
+            self.broken = "token record missing while objects exist"
         if meta is None and self.broken is None:
             from . import crypto
             meta = {_M_LABEL: DEFAULT_LABEL, _M_SERIAL: crypto.random_bytes(8).hex().encode()}
@@ -538,7 +542,11 @@ class Token:
         so_pin = _pin_bytes(so_pin)
         if self.sessions:
             raise error(_CKR_SESSION_EXISTS, "close every session first")
-        if _M_SO in self.meta and not self.broken:
+        if self.broken:
+            # the SO PIN cannot be checked against a damaged record: only an
+            # erase (which destroys every key) starts afresh
+            raise error(_CKR_DEVICE_ERROR, self.broken + ": erase the token (erase_token)")
+        if _M_SO in self.meta:
             self._verify(_CKU_SO, so_pin)
         meta = {_M_LABEL: label or DEFAULT_LABEL,
                 _M_SERIAL: self.meta.get(_M_SERIAL, b"0")}
@@ -550,6 +558,22 @@ class Token:
         self.objects = {}
         self._save_meta(meta)
         self.broken = None
+
+    @_locked
+    def erase(self):
+        """Destroy every object and the PINs (the way out of a damaged token)."""
+        if self.sessions:
+            raise error(_CKR_SESSION_EXISTS, "close every session first")
+        from . import crypto
+        try:
+            self.store.erase()
+        except OSError:
+            raise error(_CKR_DEVICE_ERROR, "cannot remove the records")
+        self.objects = {}
+        self.login = None
+        self.broken = None
+        self.meta = {}
+        self._save_meta({_M_LABEL: DEFAULT_LABEL, _M_SERIAL: crypto.random_bytes(8).hex().encode()})
 
     @_locked
     def init_pin(self, s, pin):
