@@ -75,7 +75,8 @@ def test_records_from_another_device_are_refused(unix_fw, tmp_path) -> None:
     res = last_json(unix_fw.run(READ_VALUE.replace("KEY", str(k)),
                                 env={"PKCS11_TOKEN_DIR": str(other / "token")}))
     assert res["leaked"] is None
-    assert res["value"] != "OK"
+    assert res["value"] == "DEVICE_ERROR"
+    assert res["corrupted"] == [[k, "integrity check failed"]]
 
 
 def test_device_key_lives_outside_the_token_dir_0600(unix_fw) -> None:
@@ -120,9 +121,9 @@ def test_rolled_back_token_record_is_detected(unix_fw) -> None:
     unix_fw.run(OPEN + "p11.C_SetPIN(h, b'', b'user-pin')\n")
     saved = (unix_fw.token_dir / "token.rec").read_bytes()
     res = last_json(unix_fw.run(OPEN + """
-print(json.dumps([ckr(p11.C_Login, h, CKU_USER, b"wrong%d" % i) for i in range(3)]))
+print(json.dumps({"r": [ckr(p11.C_Login, h, CKU_USER, b"wrong%d" % i) for i in range(3)]}))
 """))
-    assert res == ["PIN_INCORRECT"] * 3
+    assert res == {"r": ["PIN_INCORRECT"] * 3}
     # put back the record from before the wrong guesses (failure count 0)
     (unix_fw.token_dir / "token.rec").write_bytes(saved)
     res = last_json(unix_fw.run(OPEN + """
