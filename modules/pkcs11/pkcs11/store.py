@@ -9,8 +9,13 @@ File layout (all integers big-endian):
     5      1    kind: b"O" object record, b"T" token record
     6      4    object handle; in the token record its generation
     10     2    number of attributes n
-    12     ...  n times: type u32, tag u8 (0 False, 1 True, 2 int u64, 3 bytes),
-                length u16, value
+    12     ...  n times: type u32, tag u8 (0 False, 1 True, 2 int u64, 3 bytes,
+                4 sealed bytes), length u16, value
+A sealed value (private key material, see objects.secret_types) is a 16-byte
+random nonce followed by the value XORed with a keystream: block i is
+HMAC-SHA256(enc_key, nonce || i as u32), enc_key derived from the device key.
+The record's MAC covers the ciphertext (encrypt-then-MAC).  A flash dump
+without the device key shows neither the value nor anything derived from it.
     end-32 32   HMAC-SHA256 of everything before it under the device key
                 (pkcs11.devkey: kept outside the token directory)
 A record that fails any check (short, magic, version, kind, handle, lengths,
@@ -72,9 +77,39 @@ def _u32(b, i):
     return (b[i] << 24) | (b[i + 1] << 16) | (b[i + 2] << 8) | b[i + 3]
 
 
-def encode(kind, handle, attrs, key):
-    """Serialize a record authenticated under `key` (the MAC key): bytes ready
-    to write."""
+def _keystream_xor(enc_key, nonce, buf):
+    """XOR buf in place with the keystream of (enc_key, nonce)."""
+    from .devkey import hmac_sha256
+    n = len(buf)
+    i = 0
+    blk = 0
+    while i < n:
+        ks = hmac_sha256(enc_key, nonce, blk.to_bytes(4, "big"))
+        for j in range(min(32, n - i)):
+            buf[i + j] ^= ks[j]
+        i += 32
+        blk += 1
+
+
+def seal(enc_key, value):
+    from . import crypto
+    nonce = crypto.random_bytes(16)
+    out = bytearray(16 + len(value))
+    out[:16] = nonce
+    out[16:] = value
+    _keystream_xor(enc_key, nonce, memoryview(out)[16:])
+    return out
+
+
+def unseal(enc_key, sealed):
+    out = bytearray(sealed[16:])
+    _keystream_xor(enc_key, bytes(sealed[:16]), out)
+    return bytes(out)
+
+
+def encode(kind, handle, attrs, key, secret=(), enc_key=None):
+    """Serialize a record authenticated under `key` (the MAC key), the values
+    of the types in `secret` sealed under `enc_key`: bytes ready to write."""
     out = bytearray(_MAGIC)
     out.append(_VERSION)
     out += kind
@@ -90,16 +125,20 @@ def encode(kind, handle, attrs, key):
             out += b"\x00\x08"
             out += v.to_bytes(8, "big")
         else:
+            tag = 3
+            if t in secret:
+                v = seal(enc_key, v)
+                tag = 4
             if len(v) > 0xFFFF:
                 raise ValueError("attribute value too long")
-            out.append(3)
+            out.append(tag)
             out += len(v).to_bytes(2, "big")
             out += v
     out += _mac(key, out)
     return out
 
 
-def decode(data, kind, handle, key):
+def decode(data, kind, handle, key, enc_key=None):
     """Parse and verify a record; returns (handle, attrs).  Raises CorruptRecord."""
     n = len(data)
     if n < _HDR + _SUM:
@@ -135,6 +174,8 @@ def decode(data, kind, handle, key):
             v = int.from_bytes(mv[i:i + ln], "big")
         elif tag == 3:
             v = bytes(mv[i:i + ln])
+        elif tag == 4 and ln >= 16:
+            v = unseal(enc_key, mv[i:i + ln])
         else:
             raise CorruptRecord("unknown attribute tag")
         attrs[t] = v
@@ -267,11 +308,15 @@ class Store:
 
     def load(self, handle):
         """The attributes of object `handle`; CorruptRecord or OSError on failure."""
-        return decode(self._read(self.name(handle)), b"O", handle, self.key.mac_key())[1]
+        k = self.key
+        return decode(self._read(self.name(handle)), b"O", handle, k.mac_key(), k.enc_key())[1]
 
-    def save(self, handle, attrs):
-        """Create or atomically replace the record of `handle`."""
-        self._write(self.name(handle), encode(b"O", handle, attrs, self.key.mac_key()))
+    def save(self, handle, attrs, secret=()):
+        """Create or atomically replace the record of `handle`; the values of
+        the types in `secret` are encrypted at rest."""
+        k = self.key
+        self._write(self.name(handle), encode(b"O", handle, attrs, k.mac_key(), secret,
+                                              k.enc_key() if secret else None))
 
     def delete(self, handle):
         os.remove(self._path(self.name(handle)))

@@ -334,7 +334,7 @@ class Token:
     def _save(self, h, attrs):
         try:
             self.store.ensure()
-            self.store.save(h, attrs)
+            self.store.save(h, attrs, objects.secret_types(attrs))
         except OSError as e:
             if e.args and e.args[0] == 28:
                 raise error(_CKR_DEVICE_MEMORY, "the token storage is full")
