@@ -119,11 +119,14 @@ p11.C_SetPIN(h, b"", b"pin-4711-secret")
 """)
     meta = (unix_fw.token_dir / "token.rec").read_bytes()
     assert b"pin-4711-secret" not in meta
-    # the hash is PBKDF2-HMAC-SHA256 over a per-token salt (found in the record)
+    # the verifier is HMAC(PBKDF2-HMAC-SHA256(PIN, per-token salt), "pin verifier")
+    # (the PBKDF2 output itself also derives the key that wraps the user key)
+    import hmac
     found = False
     for i in range(len(meta) - 48):
         salt, digest = meta[i:i + 16], meta[i + 16:i + 48]
-        if hashlib.pbkdf2_hmac("sha256", b"pin-4711-secret", salt, 1000) == digest:
+        p = hashlib.pbkdf2_hmac("sha256", b"pin-4711-secret", salt, 1000)
+        if hmac.new(p, b"pin verifier", "sha256").digest() == digest:
             found = True
     assert found
 

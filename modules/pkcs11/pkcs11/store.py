@@ -14,6 +14,11 @@ File layout (all integers big-endian):
 A sealed value (private key material, see objects.secret_types) is a 16-byte
 random nonce followed by the value XORed with a keystream: block i is
 HMAC-SHA256(enc_key, nonce || i as u32), enc_key derived from the device key.
+Tag 5 (a CKA_PRIVATE object's secret values once a user PIN is set): a 4-byte
+id of the user key, then a sealed value as tag 4 under a key derived from the
+device encryption key AND the user key (random, kept in the token record only
+wrapped under PIN-derived keys, see token.py): without the PIN the value cannot
+be decrypted even with the device key.
 The record's MAC covers the ciphertext (encrypt-then-MAC).  A flash dump
 without the device key shows neither the value nor anything derived from it.
     end-32 32   HMAC-SHA256 of everything before it under the device key
@@ -107,7 +112,7 @@ def unseal(enc_key, sealed):
     return bytes(out)
 
 
-def encode(kind, handle, attrs, key, secret=(), enc_key=None):
+def encode(kind, handle, attrs, key, secret=(), enc_key=None, ukid=None):
     """Serialize a record authenticated under `key` (the MAC key), the values
     of the types in `secret` sealed under `enc_key`: bytes ready to write."""
     out = bytearray(_MAGIC)
@@ -129,6 +134,9 @@ def encode(kind, handle, attrs, key, secret=(), enc_key=None):
             if t in secret:
                 v = seal(enc_key, v)
                 tag = 4
+                if ukid is not None:
+                    v = ukid + v
+                    tag = 5
             if len(v) > 0xFFFF:
                 raise ValueError("attribute value too long")
             out.append(tag)
@@ -138,7 +146,11 @@ def encode(kind, handle, attrs, key, secret=(), enc_key=None):
     return out
 
 
-def decode(data, kind, handle, key, enc_key=None):
+LOCKED = None      # the value of a tag 5 attribute while the user key is locked
+
+
+def decode(data, kind, handle, key, enc_key=None, user=None):
+    """user: (user key id, combined key) while the user key is unlocked."""
     """Parse and verify a record; returns (handle, attrs).  Raises CorruptRecord."""
     n = len(data)
     if n < _HDR + _SUM:
@@ -176,6 +188,13 @@ def decode(data, kind, handle, key, enc_key=None):
             v = bytes(mv[i:i + ln])
         elif tag == 4 and ln >= 16:
             v = unseal(enc_key, mv[i:i + ln])
+        elif tag == 5 and ln >= 20:
+            if user is None:
+                v = LOCKED
+            elif user[0] != data[i:i + 4]:
+                raise CorruptRecord("sealed under another user key")
+            else:
+                v = unseal(user[1], mv[i + 4:i + ln])
         else:
             raise CorruptRecord("unknown attribute tag")
         attrs[t] = v
@@ -220,6 +239,7 @@ class Store:
             key = DeviceKey(root)
         self.key = key
         self.generation = 0
+        self._user = None       # (id, key) of the unlocked user key
 
     def _path(self, name):
         return self.root + "/" + name
@@ -309,14 +329,27 @@ class Store:
     def load(self, handle):
         """The attributes of object `handle`; CorruptRecord or OSError on failure."""
         k = self.key
-        return decode(self._read(self.name(handle)), b"O", handle, k.mac_key(), k.enc_key())[1]
+        return decode(self._read(self.name(handle)), b"O", handle, k.mac_key(), k.enc_key(),
+                      self._user)[1]
 
-    def save(self, handle, attrs, secret=()):
+    def save(self, handle, attrs, secret=(), user=False):
         """Create or atomically replace the record of `handle`; the values of
-        the types in `secret` are encrypted at rest."""
+        the types in `secret` are encrypted at rest, with `user` also under the
+        unlocked user key (when there is one)."""
         k = self.key
-        self._write(self.name(handle), encode(b"O", handle, attrs, k.mac_key(), secret,
-                                              k.enc_key() if secret else None))
+        enc = k.enc_key() if secret else None
+        ukid = None
+        if secret and user and self._user is not None:
+            ukid, enc = self._user
+        self._write(self.name(handle), encode(b"O", handle, attrs, k.mac_key(), secret, enc, ukid))
+
+    def set_user_key(self, uk):
+        """Unlock (32 bytes) or lock (None) the user key layer."""
+        if uk is None:
+            self._user = None
+            return
+        from .devkey import hmac_sha256
+        self._user = (hmac_sha256(uk, b"user key id")[:4], hmac_sha256(self.key.enc_key(), uk))
 
     def delete(self, handle):
         os.remove(self._path(self.name(handle)))
