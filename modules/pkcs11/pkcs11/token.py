@@ -59,6 +59,8 @@ _CKF_SO_PIN_LOCKED = const(0x400000)
 _CKA_TOKEN = const(0x1)
 _CKA_PRIVATE = const(0x2)
 _CKA_DESTROYABLE = const(0x172)
+_CKA_TRUSTED = const(0x86)
+_CKR_ATTRIBUTE_READ_ONLY = const(0x10)
 _CKR_ACTION_PROHIBITED = const(0x1B)
 _CKR_DEVICE_ERROR = const(0x30)
 _CKR_DEVICE_MEMORY = const(0x31)
@@ -339,6 +341,22 @@ class Token:
             o.bad = "unreadable record"
         raise error(_CKR_DEVICE_ERROR, "object %d: %s" % (o.handle, o.bad))
 
+    def _so_only(self):
+        """True when a change needs the SO: the token has an SO PIN and the SO
+        is not logged in."""
+        return _M_SO in self.meta and self.login != _CKU_SO
+
+    def _check_trusted(self, old, new):
+        """CKA_TRUSTED is set only by the SO (or on a token with no SO PIN), and
+        a trusted object (the provisioned CA) is changed or destroyed only by
+        the SO (finding 8)."""
+        if not self._so_only():
+            return
+        if old is not None and old.get(_CKA_TRUSTED):
+            raise error(_CKR_ACTION_PROHIBITED, "a trusted object is changed only by the SO")
+        if new is not None and new.get(_CKA_TRUSTED):
+            raise error(_CKR_ATTRIBUTE_READ_ONLY, "CKA_TRUSTED is set only by the SO")
+
     def _check_write(self, s, attrs):
         if attrs.get(_CKA_TOKEN) and not s.rw:
             raise error(_CKR_SESSION_READ_ONLY, "token objects need a read/write session")
@@ -376,6 +394,7 @@ class Token:
 
     def _add(self, s, attrs):
         self._check_write(s, attrs)
+        self._check_trusted(None, attrs)
         if attrs[_CKA_TOKEN]:
             if sum(1 for o in self.objects.values() if not o.owner) >= config.get("max_objects"):
                 raise error(_CKR_DEVICE_MEMORY, "at most %d token objects" % config.get("max_objects"))
@@ -407,6 +426,7 @@ class Token:
             self._check_write(s, attrs)
             if not attrs.get(_CKA_DESTROYABLE, True):
                 raise error(_CKR_ACTION_PROHIBITED, "the object is not destroyable")
+            self._check_trusted(attrs, None)
         if not o.owner:
             try:
                 self.store.delete(h)
@@ -420,6 +440,7 @@ class Token:
         attrs = self.attrs(o)
         new = objects.update(attrs, template)
         self._check_write(s, attrs)
+        self._check_trusted(attrs, new)
         if o.owner:
             o.attrs = new
         else:
@@ -570,6 +591,7 @@ class Token:
         if user_type != _CKU_SO and user_type != _CKU_USER:
             raise error(_CKR_USER_TYPE_INVALID)
         pin = _pin_bytes(pin)
+        self._reload_meta()
         if self.login == user_type:
             raise error(_CKR_USER_ALREADY_LOGGED_IN)
         if self.login is not None:
@@ -605,6 +627,7 @@ class Token:
         so_pin = _pin_bytes(so_pin)
         if self.sessions:
             raise error(_CKR_SESSION_EXISTS, "close every session first")
+        self._reload_meta()
         if self.broken:
             # the SO PIN cannot be checked against a damaged record: only an
             # erase (which destroys every key) starts afresh
@@ -643,6 +666,7 @@ class Token:
         pin = _pin_bytes(pin)
         if self.login != _CKU_SO or not s.rw:
             raise error(_CKR_USER_NOT_LOGGED_IN, "C_InitPIN needs an SO read/write session")
+        self._reload_meta()
         meta = dict(self.meta)
         fresh = self._uk is None
         uk = self._uk or self._new_user_key()
@@ -665,6 +689,7 @@ class Token:
         new = _pin_bytes(new)
         if not s.rw:
             raise error(_CKR_SESSION_READ_ONLY)
+        self._reload_meta()
         if self.broken:
             raise error(_CKR_DEVICE_ERROR, self.broken)
         if self.login == _CKU_SO:
