@@ -52,7 +52,7 @@ def run(extra: tuple[str, ...], n: int) -> dict:
 
 
 def main() -> int:
-    n = 200
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
     wall = run((), n)
     counted = run(("-icount", "shift=0"), n)
     per_iter_wall = wall["us"] / n

@@ -283,6 +283,14 @@ class Store:
                     os.remove(self._path(name))
                 except OSError:
                     pass
+            elif name.endswith(".old"):
+                try:
+                    if not self._restore(name[:-4]):
+                        os.remove(self._path(name))
+                    elif name[:-4].endswith(".obj") and len(name) == 16:
+                        handles.append(int(name[:8], 16))
+                except (OSError, ValueError):
+                    pass
             elif name.endswith(".obj") and len(name) == 12:
                 try:
                     handles.append(int(name[:8], 16))
@@ -291,8 +299,22 @@ class Store:
         handles.sort()
         return handles
 
+    def _restore(self, name):
+        """Put back "<name>.old" left by a cut FAT replace; True if it did."""
+        final = self._path(name)
+        if not _exists(final) and _exists(final + ".old"):
+            os.rename(final + ".old", final)
+            return True
+        return False
+
     def _read(self, name):
-        with open(self._path(name), "rb") as f:
+        try:
+            f = open(self._path(name), "rb")
+        except OSError:
+            if not self._restore(name):
+                raise
+            f = open(self._path(name), "rb")
+        with f:
             return f.read()
 
     def _write(self, name, data):
@@ -308,11 +330,19 @@ class Store:
             try:
                 os.rename(tmp, final)
             except OSError:
-                # filesystems without rename-over (FAT): not atomic there
+                # filesystems without rename-over (FAT): move the old record
+                # aside first, so a cut leaves it (as "<name>.old", restored by
+                # _restore) and never no record at all
                 if not _exists(final):
                     raise
-                os.remove(final)
+                old = final + ".old"
+                if _exists(old):
+                    os.remove(old)
+                os.rename(final, old)
+                if fault:
+                    fault("old", name)
                 os.rename(tmp, final)
+                os.remove(old)
         except Exception:
             try:
                 os.remove(tmp)
@@ -397,7 +427,7 @@ class Store:
         except OSError:
             return
         for name in names:
-            if name.endswith(".obj") or name.endswith(".tmp") or name == META:
+            if name.endswith(".obj") or name.endswith(".tmp") or name.endswith(".old") or name == META:
                 os.remove(self._path(name))
 
     def wipe(self):

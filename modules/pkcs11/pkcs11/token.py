@@ -495,7 +495,7 @@ class Token:
         from . import crypto
         if not PIN_MIN <= len(pin) <= PIN_MAX:
             raise error(_CKR_PIN_LEN_RANGE, "a PIN has %d to %d bytes" % (PIN_MIN, PIN_MAX))
-        it = config.get("pin_iterations")
+        it = config.pin_iterations()
         salt = crypto.random_bytes(16)
         p = self._hash_pin(pin, salt, it)
         meta[field] = salt + hmac_sha256(p, b"pin verifier")
