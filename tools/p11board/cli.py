@@ -28,8 +28,12 @@ PIN_ENV = "P11BOARD_PIN"
 
 CONNECTION_DEFAULTS: dict[str, Any] = {
     "device": "auto", "unix": False, "qemu": False, "firmware": None, "token_dir": None,
-    "elf": None, "flash": None, "pin": None, "timeout": 60.0, "json": False, "quiet": False,
+    "elf": None, "flash": None, "pin": None, "pin_fd": None, "timeout": 60.0, "json": False, "quiet": False,
 }
+
+# options that carry a secret: given as arguments they show in `ps` and in the
+# shell history (issue 10, finding 9)
+SECRET_OPTIONS = ("pin", "old_pin", "new_pin", "so_pin", "user_pin")
 
 
 def _common_options() -> argparse.ArgumentParser:
@@ -54,7 +58,10 @@ def _common_options() -> argparse.ArgumentParser:
                    help="with --qemu: persistent flash image (default: $BUILD/p11board-qemu/flash.img)")
     o = p.add_argument_group("common options")
     o.add_argument("--pin", default=S,
-                   help="user PIN, when the token has one (or env P11BOARD_PIN; '-' asks)")
+                   help="user PIN, when the token has one ('-' asks; better: env P11BOARD_PIN or "
+                        "--pin-fd, a PIN in the arguments shows in ps and the shell history)")
+    o.add_argument("--pin-fd", type=int, default=S, metavar="FD",
+                   help="read the user PIN from this file descriptor (its first line)")
     o.add_argument("--timeout", type=float, default=S, metavar="SECONDS",
                    help="longest silence from the board before giving up (default 60)")
     o.add_argument("--json", action="store_true", default=S, help="JSON output (info, list, show)")
@@ -66,6 +73,13 @@ def _fill_defaults(args: argparse.Namespace) -> None:
     for k, v in CONNECTION_DEFAULTS.items():
         if not hasattr(args, k):
             setattr(args, k, v)
+    given = [k for k in SECRET_OPTIONS if getattr(args, k, None) not in (None, "-")]
+    if given:
+        show.error("warning: " + ", ".join("--" + k.replace("_", "-") for k in given)
+                   + " on the command line shows in ps and the shell history; use the prompt "
+                   f"(leave it out or give '-'), {PIN_ENV} or --pin-fd")
+    if args.pin is None and args.pin_fd is not None:
+        args.pin = read_pin_fd(args.pin_fd)
     if args.pin is None:
         args.pin = os.environ.get(PIN_ENV) or None
     if args.pin == "-":
@@ -74,6 +88,16 @@ def _fill_defaults(args: argparse.Namespace) -> None:
         raise ToolError(Exit.USAGE, "--unix and --qemu exclude each other")
     if (args.unix or args.qemu) and args.device != "auto":
         raise ToolError(Exit.USAGE, "--device cannot be combined with --unix or --qemu")
+
+
+def read_pin_fd(fd: int) -> str:
+    """The first line from file descriptor fd (closed after reading)."""
+    try:
+        with os.fdopen(fd, "r", closefd=True) as f:
+            line = f.readline()
+    except OSError as e:
+        raise ToolError(Exit.USAGE, f"--pin-fd {fd}: {e.strerror}") from None
+    return line.rstrip("\r\n")
 
 
 # -- the parser -----------------------------------------------------------------------------

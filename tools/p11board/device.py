@@ -254,10 +254,25 @@ def _main():
 '''
 
 # Runs after IMPORT_KEY, whatever happened: the key bytes are zeroed.
+# After import-key: zero the key buffer, then scrub the free heap, where copies
+# made while parsing and storing the key are left (issue 10, finding 9): fill
+# all free memory with zeroed blocks, large to small, until MemoryError, then
+# let them go.
 WIPE_KEY = r'''
 for _i in range(len(_K)):
     _K[_i] = 0
 _K = None
+gc.collect()
+def _scrub():
+    hold = []
+    for n in (4096, 256, 16):
+        try:
+            while True:
+                hold.append(bytearray(n))
+        except MemoryError:
+            pass
+    hold = None
+_scrub()
 gc.collect()
 '''
 
