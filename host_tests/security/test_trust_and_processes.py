@@ -82,3 +82,26 @@ p11.C_SetPIN(h, b"", b"pin-from-b")
         if a.poll() is None:
             a.kill()
     assert last_json(out) == {"wrong": "PIN_INCORRECT", "right": "OK"}
+
+
+def test_p11tls_uses_only_a_trusted_root(unix_fw, tmp_path) -> None:
+    cert = _cert_der(tmp_path)
+    res = last_json(unix_fw.run(CA.replace("@CERT@", repr(cert)) + """
+import socket, p11tls
+p11.C_Initialize()
+h = p11.C_OpenSession(0, CKF_SERIAL_SESSION | CKF_RW_SESSION)
+p11.C_CreateObject(h, [(CKA_CLASS, CKO_PRIVATE_KEY), (CKA_KEY_TYPE, CKK_EC), (CKA_TOKEN, True),
+                       (CKA_LABEL, p11tls.KEY_LABEL), (CKA_EC_PARAMS, P256), (CKA_VALUE, b"\\x07" * 32)])
+p11.C_CreateObject(h, [(CKA_CLASS, CKO_CERTIFICATE), (CKA_CERTIFICATE_TYPE, CKC_X_509), (CKA_TOKEN, True),
+                       (CKA_LABEL, p11tls.CERT_LABEL), (CKA_VALUE, @CERT@)])
+p11.C_CreateObject(h, [(CKA_CLASS, CKO_CERTIFICATE), (CKA_CERTIFICATE_TYPE, CKC_X_509), (CKA_TOKEN, True),
+                       (CKA_LABEL, p11tls.CA_LABEL), (CKA_VALUE, @CERT@)])
+p11.C_CloseSession(h)
+try:
+    p11tls.wrap_socket(socket.socket(), "localhost")
+    r = "no error"
+except Exception as e:
+    r = str(e)
+print(json.dumps({"r": r}))
+""".replace("@CERT@", repr(cert))))
+    assert "not trusted" in res["r"]

@@ -45,6 +45,7 @@ CA_LABEL = labels.LABEL_ROOT_CERTIFICATE
 _CKA_MODULUS = const(0x120)
 _CKA_PUBLIC_EXPONENT = const(0x122)
 _CKO_CERTIFICATE = const(1)
+_CKA_TRUSTED = const(0x86)
 _CKO_PRIVATE_KEY = const(3)
 _CKK_RSA = const(0)
 _CKK_EC = const(3)
@@ -274,7 +275,13 @@ def wrap_socket(sock, server_hostname, session=None, key_label=KEY_LABEL,
         ktype = key.key_type
         cert = _find(session, _CKO_CERTIFICATE, cert_label, "certificate").der
         if ca is None:
-            ca = _find(session, _CKO_CERTIFICATE, ca_label, "root CA certificate").der
+            root = _find(session, _CKO_CERTIFICATE, ca_label, "root CA certificate")
+            # only a trust anchor the SO put there (issue 10, finding 8)
+            if not root.get(_CKA_TRUSTED)[0]:
+                raise TokenError("the root CA certificate %r in the token is not trusted (CKA_TRUSTED): "
+                                 "store it with p11board import-ca (as the SO when the token has an "
+                                 "SO PIN)" % (_text(ca_label),))
+            ca = root.der
             ca_from = "in the token (%r)" % (_text(ca_label),)
         else:
             ca_from = "given to p11tls"

@@ -145,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--label", help=f"default {label!r}")
         sp.add_argument("--id", help="CKA_ID in hex (default: SHA-1 of the certificate's public key)")
         sp.add_argument("--replace", action="store_true", help="replace a certificate with the same label")
+        if name == "import-ca":
+            sp.add_argument("--so-pin", help="the SO PIN, when the token has one: a trusted root "
+                                             "(CKA_TRUSTED) is stored by the SO ('-' asks)")
 
     sp = add("generate-key", commands.generate_key, "generate an EC P-256 key pair inside the token "
              "(prints the public key)")

@@ -130,8 +130,12 @@ def _import_certificate(args: argparse.Namespace, ui: UI, default_label: str) ->
     kid = files.parse_hex_id(args.id) if args.id is not None else bytes.fromhex(str(info.get("key_id", "")))
     ui.say(f"{args.file}: {info['subject']} ({info['public_key']}), valid until {info['not_after']}")
     with connect(args, ui) as board:
+        trusted = default_label == names.DEFAULT_CA_LABEL
+        so_pin = getattr(args, "so_pin", None)
+        if so_pin == "-":
+            so_pin = _secret(None, "SO PIN")
         r = run(board, ui, device.IMPORT_CERT, PIN=args.pin, LABEL=label, ID=kid,
-                 REPLACE=args.replace, _C=cf.der)
+                 REPLACE=args.replace, TRUSTED=trusted, SO_PIN=so_pin, _C=cf.der)
     if "taken" in r:
         raise _taken_error(r)
     ui.say(f"stored certificate {label.decode()!r} (handle {r['handle']})"

@@ -279,12 +279,18 @@ gc.collect()
 IMPORT_CERT = _TAKEN + r'''
 def _main():
     _check_mount()
-    with _session(True) as s:
+    if SO_PIN is None:
+        sess = _session(True)
+    else:
+        import pkcs11
+        sess = pkcs11.open_session(rw=True)
+        sess.login(SO_PIN, 0)
+    with sess as s:
         old = _taken(s, [(LABEL, 1)])
         if old and not REPLACE:
             _o("R", {"taken": _handles(old)})
             return
-        c = s.import_certificate(_C, label=LABEL, id=ID)
+        c = s.import_certificate(_C, label=LABEL, id=ID, trusted=TRUSTED)
         for o in old:
             o[0].destroy()
         # the private key this certificate belongs to, if the token has it

@@ -366,11 +366,17 @@ class Session:
             t += [(_CKA_KEY_TYPE, _CKK_RSA), (_CKA_MODULUS, k["n"]), (_CKA_PUBLIC_EXPONENT, k["e"])]
         return PublicKey(self, self.p11.C_CreateObject(self.h, t))
 
-    def import_certificate(self, data, label=None, id=b"", store=True):
-        """An X.509 certificate (PEM or DER) -> Certificate ("Device Cert" by default)."""
+    def import_certificate(self, data, label=None, id=b"", store=True, trusted=None):
+        """An X.509 certificate (PEM or DER) -> Certificate ("Device Cert" by default).
+        trusted: CKA_TRUSTED (a trust anchor p11tls may use; set only by the SO on
+        a token with an SO PIN); None: True for the root CA label ("Root Cert")."""
         label = _b(label) if label is not None else labels.LABEL_DEVICE_CERTIFICATE
+        if trusted is None:
+            trusted = label == labels.LABEL_ROOT_CERTIFICATE
         t = [(_CKA_CLASS, _CKO_CERTIFICATE), (_CKA_CERTIFICATE_TYPE, _CKC_X_509),
              (_CKA_TOKEN, store), (_CKA_LABEL, label), (_CKA_ID, _b(id)), (_CKA_VALUE, data)]
+        if trusted:
+            t.append((0x86, True))      # CKA_TRUSTED
         return Certificate(self, self.p11.C_CreateObject(self.h, t))
 
     def import_pem(self, data, label=None, **kw):
