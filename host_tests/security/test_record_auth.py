@@ -147,3 +147,12 @@ print(json.dumps(R))
     assert res == {"init": "DEVICE_ERROR", "erase": "OK", "init_after": "OK",
                    "old": "OBJECT_HANDLE_INVALID", "flags_login": False}
     assert not list(unix_fw.token_dir.glob("*.obj"))
+
+
+def test_damaged_device_key_is_a_damaged_token_not_a_crash(unix_fw) -> None:
+    unix_fw.run(MAKE_KEY + "p11.C_SetPIN(h, b'', b'user-pin')\n")
+    (unix_fw.token_dir.parent / "token.key").write_bytes(b"short")
+    res = last_json(unix_fw.run(OPEN + """
+print(json.dumps({"login": ckr(p11.C_Login, h, CKU_USER, b"user-pin")}))
+"""))
+    assert res == {"login": "DEVICE_ERROR"}

@@ -32,7 +32,7 @@ _settings = {
 # measured as guest instructions per iteration on qemu, bench/pin_kdf_cost.py,
 # and docs/security.md for the estimate).  The pure-Python SHA-256 is far
 # slower: its default keeps a PIN check under a few seconds there.
-PIN_ITERATIONS_C = 2900
+PIN_ITERATIONS_C = 2700
 PIN_ITERATIONS_PURE = 1000
 
 

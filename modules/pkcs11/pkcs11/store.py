@@ -359,8 +359,14 @@ class Store:
     def load(self, handle):
         """The attributes of object `handle`; CorruptRecord or OSError on failure."""
         k = self.key
-        return decode(self._read(self.name(handle)), b"O", handle, k.mac_key(), k.enc_key(),
-                      self._user)[1]
+        data = self._read(self.name(handle))
+        return decode(data, b"O", handle, self._mac_key(), k.enc_key(), self._user)[1]
+
+    def _mac_key(self):
+        try:
+            return self.key.mac_key()
+        except ValueError as e:
+            raise CorruptRecord(str(e))
 
     def save(self, handle, attrs, secret=(), user=False):
         """Create or atomically replace the record of `handle`; the values of
@@ -397,7 +403,7 @@ class Store:
             if count:
                 raise CorruptRecord("the token record is missing")
             return None
-        gen, attrs = decode(data, b"T", None, self.key.mac_key())
+        gen, attrs = decode(data, b"T", None, self._mac_key())
         if gen < count:
             raise CorruptRecord("rolled back (generation %d, device counter %d)" % (gen, count))
         if gen > count + 1:
