@@ -367,6 +367,8 @@ class Store:
             return self.key.mac_key()
         except ValueError as e:
             raise CorruptRecord(str(e))
+        except OSError:
+            raise CorruptRecord("the device key cannot be read or made")
 
     def save(self, handle, attrs, secret=(), user=False):
         """Create or atomically replace the record of `handle`; the values of
