@@ -61,12 +61,60 @@ def _random(n):
     return crypto.random_bytes(n)
 
 
-class _FileBackend:
-    def __init__(self, path):
-        self.path = path
+def _nvs():
+    try:
+        import esp32
+        return esp32.NVS("pkcs11")
+    except (ImportError, AttributeError, OSError):
+        return None
 
-    def secret(self):
-        from .store import chmod
+
+def _write_file(path, data):
+    import os
+    from .store import chmod
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        chmod(tmp, 0o600)
+        f.write(data)
+        f.flush()
+    try:
+        os.rename(tmp, path)
+    except OSError:
+        os.remove(path)
+        os.rename(tmp, path)
+
+
+class DeviceKey:
+    """The record keys of one store: mac_key() authenticates records, enc_key()
+    encrypts secret values; counter() / set_counter() the rollback counter.
+    One small class (no backend objects): this runs on boards with a small heap."""
+
+    def __init__(self, root):
+        import os
+        getenv = getattr(os, "getenv", None)
+        self.path = (getenv and getenv("PKCS11_DEVICE_KEY")) or root + ".key"
+        self.nvs = _nvs()
+        self._mac = self._enc = None
+
+    def _secret(self):
+        from . import config
+        given = config.get("device_key")
+        if given:
+            if len(given) != 32:
+                raise ValueError("device_key is 32 bytes")
+            return bytes(given)
+        nvs = self.nvs
+        if nvs is not None:
+            buf = bytearray(32)
+            try:
+                if nvs.get_blob("devkey", buf) == 32:
+                    return bytes(buf)
+            except OSError:
+                pass
+            k = _random(32)
+            nvs.set_blob("devkey", k)
+            nvs.commit()
+            return k
         try:
             with open(self.path, "rb") as f:
                 k = f.read()
@@ -76,123 +124,12 @@ class _FileBackend:
             if len(k) != 32:
                 raise ValueError("the device key file is damaged")
             return k
-        import os
         k = _random(32)
-        tmp = self.path + ".tmp"
-        with open(tmp, "wb") as f:
-            chmod(tmp, 0o600)
-            f.write(k)
-            f.flush()
-        os.rename(tmp, self.path)
+        _write_file(self.path, k)
         return k
-
-    def counter(self):
-        try:
-            with open(self.path + ".gen", "rb") as f:
-                d = f.read()
-        except OSError:
-            return 0
-        return int.from_bytes(d, "big") if len(d) == 8 else -1
-
-    def set_counter(self, n):
-        import os
-        from .store import chmod
-        final = self.path + ".gen"
-        tmp = final + ".tmp"
-        with open(tmp, "wb") as f:
-            chmod(tmp, 0o600)
-            f.write(n.to_bytes(8, "big"))
-            f.flush()
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            os.remove(final)
-            os.rename(tmp, final)
-
-
-class _NVSBackend:
-    def __init__(self, nvs):
-        self.nvs = nvs
-
-    def secret(self):
-        buf = bytearray(32)
-        try:
-            if self.nvs.get_blob("devkey", buf) == 32:
-                return bytes(buf)
-        except OSError:
-            pass
-        k = _random(32)
-        self.nvs.set_blob("devkey", k)
-        self.nvs.commit()
-        return k
-
-    def counter(self):
-        try:
-            return self.nvs.get_i32("gen")
-        except OSError:
-            return 0
-
-    def set_counter(self, n):
-        self.nvs.set_i32("gen", n)
-        self.nvs.commit()
-
-
-class _FixedBackend:
-    """A secret given by the application; the counter lives in a file."""
-
-    def __init__(self, secret, counter_backend):
-        self._secret = bytes(secret)
-        self._c = counter_backend
-
-    def secret(self):
-        return self._secret
-
-    def counter(self):
-        return self._c.counter()
-
-    def set_counter(self, n):
-        self._c.set_counter(n)
-
-
-def _file_path(root):
-    import os
-    getenv = getattr(os, "getenv", None)
-    if getenv is not None:
-        p = getenv("PKCS11_DEVICE_KEY")
-        if p:
-            return p
-    return root + ".key"
-
-
-def backend_for(root):
-    from . import config
-    given = config.get("device_key")
-    nvs = None
-    try:
-        import esp32
-        nvs = esp32.NVS("pkcs11")
-    except (ImportError, AttributeError, OSError):
-        pass
-    if given:
-        if len(given) != 32:
-            raise ValueError("device_key is 32 bytes")
-        return _FixedBackend(given, _NVSBackend(nvs) if nvs else _FileBackend(_file_path(root)))
-    if nvs is not None:
-        return _NVSBackend(nvs)
-    return _FileBackend(_file_path(root))
-
-
-class DeviceKey:
-    """The record keys of one store: mac_key authenticates records, enc_key
-    encrypts private values; counter() / set_counter() the rollback counter."""
-
-    def __init__(self, root):
-        self._b = backend_for(root)
-        self._mac = None
-        self._enc = None
 
     def _load(self):
-        s = self._b.secret()
+        s = self._secret()
         self._mac = hmac_sha256(s, _LABEL_MAC)
         self._enc = hmac_sha256(s, _LABEL_ENC)
 
@@ -207,7 +144,22 @@ class DeviceKey:
         return self._enc
 
     def counter(self):
-        return self._b.counter()
+        """The rollback counter; 0 before the first write, -1 when damaged."""
+        if self.nvs is not None:
+            try:
+                return self.nvs.get_i32("gen")
+            except OSError:
+                return 0
+        try:
+            with open(self.path + ".gen", "rb") as f:
+                d = f.read()
+        except OSError:
+            return 0
+        return int.from_bytes(d, "big") if len(d) == 8 else -1
 
     def set_counter(self, n):
-        self._b.set_counter(n)
+        if self.nvs is not None:
+            self.nvs.set_i32("gen", n)
+            self.nvs.commit()
+        else:
+            _write_file(self.path + ".gen", n.to_bytes(8, "big"))

@@ -13,7 +13,7 @@ File layout (all integers big-endian):
                 4 sealed bytes), length u16, value
 A sealed value (private key material, see objects.secret_types) is a 16-byte
 random nonce followed by the value XORed with a keystream: block i is
-HMAC-SHA256(enc_key, nonce || i as u32), enc_key derived from the device key.
+SHA-256(enc_key || nonce || i as u32), enc_key derived from the device key.
 Tag 5 (a CKA_PRIVATE object's secret values once a user PIN is set): a 4-byte
 id of the user key, then a sealed value as tag 4 under a key derived from the
 device encryption key AND the user key (random, kept in the token record only
@@ -83,13 +83,21 @@ def _u32(b, i):
 
 
 def _keystream_xor(enc_key, nonce, buf):
-    """XOR buf in place with the keystream of (enc_key, nonce)."""
-    from .devkey import hmac_sha256
+    """XOR buf in place with the keystream of (enc_key, nonce): block i is
+    SHA-256(enc_key || nonce || i), fixed-length inputs with a secret prefix
+    (no length extension applies), one hash object per 32 bytes: little
+    garbage on a board's heap while a TLS handshake holds most of it."""
+    from .devkey import _sha256
+    sha = _sha256()
     n = len(buf)
     i = 0
     blk = 0
     while i < n:
-        ks = hmac_sha256(enc_key, nonce, blk.to_bytes(4, "big"))
+        h = sha()
+        h.update(enc_key)
+        h.update(nonce)
+        h.update(blk.to_bytes(4, "big"))
+        ks = h.digest()
         for j in range(min(32, n - i)):
             buf[i + j] ^= ks[j]
         i += 32
