@@ -429,6 +429,15 @@ static mp_obj_t p11tls_last_error(mp_obj_t ticket_in) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_1(p11tls_last_error_obj, p11tls_last_error);
 
+// registered(ticket) -> True while a signer is registered under ticket (the
+// look-up the sign hook makes, under the registry lock).
+static mp_obj_t p11tls_registered(mp_obj_t ticket_in) {
+    mp_buffer_info_t bufinfo;
+    mp_get_buffer_raise(ticket_in, &bufinfo, MP_BUFFER_READ);
+    return mp_obj_new_bool(bufinfo.len == TICKET_LEN && lookup_entry(bufinfo.buf) != NULL);
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(p11tls_registered_obj, p11tls_registered);
+
 #if MICROPY_MODULE_BUILTIN_INIT
 // The DRBG's lock must exist before register() draws a ticket, also when
 // _pkcs11 itself has not been imported yet.
@@ -450,6 +459,7 @@ static const mp_rom_map_elem_t p11tls_module_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_register), MP_ROM_PTR(&p11tls_register_obj) },
     { MP_ROM_QSTR(MP_QSTR_unregister), MP_ROM_PTR(&p11tls_unregister_obj) },
     { MP_ROM_QSTR(MP_QSTR_last_error), MP_ROM_PTR(&p11tls_last_error_obj) },
+    { MP_ROM_QSTR(MP_QSTR_registered), MP_ROM_PTR(&p11tls_registered_obj) },
     { MP_ROM_QSTR(MP_QSTR_MAGIC), MP_ROM_PTR(&p11tls_magic_obj) },
     { MP_ROM_QSTR(MP_QSTR_TICKET_LEN), MP_ROM_INT(TICKET_LEN) },
     { MP_ROM_QSTR(MP_QSTR_ERR_UNKNOWN_TICKET), MP_ROM_INT(ERR_UNKNOWN_TICKET) },
