@@ -54,6 +54,8 @@ MAX_CHAIN = const(4)
 _CKA_MODULUS = const(0x120)
 _CKA_PUBLIC_EXPONENT = const(0x122)
 _CKO_CERTIFICATE = const(1)
+_CKA_TRUSTED = const(0x86)
+_CKA_VALUE = const(0x11)
 _CKO_PRIVATE_KEY = const(3)
 _CKK_RSA = const(0)
 _CKK_EC = const(3)
@@ -308,7 +310,14 @@ def wrap_socket(sock, server_hostname, session=None, key_label=KEY_LABEL,
         ktype = key.key_type
         cert = _find(session, _CKO_CERTIFICATE, cert_label, "certificate").der
         if ca is None:
-            ca = _find(session, _CKO_CERTIFICATE, ca_label, "root CA certificate").der
+            root = _find(session, _CKO_CERTIFICATE, ca_label, "root CA certificate")
+            # only a trust anchor the SO put there (issue 10, finding 8)
+            # (one read for both: the seed's call sequence stays as it was)
+            trusted, ca = root.get(_CKA_TRUSTED, _CKA_VALUE)
+            if not trusted:
+                raise TokenError("the root CA certificate %r in the token is not trusted (CKA_TRUSTED): "
+                                 "store it with p11board import-ca (as the SO when the token has an "
+                                 "SO PIN)" % (_text(ca_label),))
             ca_from = "in the token (%r)" % (_text(ca_label),)
         else:
             ca_from = "given to p11tls"

@@ -28,8 +28,12 @@ PIN_ENV = "P11BOARD_PIN"
 
 CONNECTION_DEFAULTS: dict[str, Any] = {
     "device": "auto", "unix": False, "qemu": False, "firmware": None, "token_dir": None,
-    "elf": None, "flash": None, "create": False, "pin": None, "timeout": 60.0, "json": False, "quiet": False,
+    "elf": None, "flash": None, "create": False, "pin": None, "pin_fd": None, "timeout": 60.0, "json": False, "quiet": False,
 }
+
+# options that carry a secret: given as arguments they show in `ps` and in the
+# shell history (issue 10, finding 9)
+SECRET_OPTIONS = ("pin", "old_pin", "new_pin", "so_pin", "user_pin")
 
 
 def _common_options() -> argparse.ArgumentParser:
@@ -58,7 +62,10 @@ def _common_options() -> argparse.ArgumentParser:
                         "(a new, empty token); without it a missing one is refused")
     o = p.add_argument_group("common options")
     o.add_argument("--pin", default=S,
-                   help="user PIN, when the token has one (or env P11BOARD_PIN; '-' asks)")
+                   help="user PIN, when the token has one ('-' asks; better: env P11BOARD_PIN or "
+                        "--pin-fd, a PIN in the arguments shows in ps and the shell history)")
+    o.add_argument("--pin-fd", type=int, default=S, metavar="FD",
+                   help="read the user PIN from this file descriptor (its first line)")
     o.add_argument("--timeout", type=float, default=S, metavar="SECONDS",
                    help="longest silence from the board before giving up (default 60)")
     o.add_argument("--json", action="store_true", default=S, help="JSON output: info, list, show, "
@@ -72,6 +79,13 @@ def _fill_defaults(args: argparse.Namespace) -> None:
     for k, v in CONNECTION_DEFAULTS.items():
         if not hasattr(args, k):
             setattr(args, k, v)
+    given = [k for k in SECRET_OPTIONS if getattr(args, k, None) not in (None, "-")]
+    if given:
+        show.error("warning: " + ", ".join("--" + k.replace("_", "-") for k in given)
+                   + " on the command line shows in ps and the shell history; use the prompt "
+                   f"(leave it out or give '-'), {PIN_ENV} or --pin-fd")
+    if args.pin is None and args.pin_fd is not None:
+        args.pin = read_pin_fd(args.pin_fd)
     if args.pin is None:
         args.pin = os.environ.get(PIN_ENV) or None
     if args.pin == "-":
@@ -83,6 +97,16 @@ def _fill_defaults(args: argparse.Namespace) -> None:
         raise ToolError(Exit.USAGE, "--unix and --qemu exclude each other")
     if (args.unix or args.qemu) and args.device != "auto":
         raise ToolError(Exit.USAGE, "--device cannot be combined with --unix or --qemu")
+
+
+def read_pin_fd(fd: int) -> str:
+    """The first line from file descriptor fd (closed after reading)."""
+    try:
+        with os.fdopen(fd, "r", closefd=True) as f:
+            line = f.readline()
+    except OSError as e:
+        raise ToolError(Exit.USAGE, f"--pin-fd {fd}: {e.strerror}") from None
+    return line.rstrip("\r\n")
 
 
 # -- the parser -----------------------------------------------------------------------------
@@ -135,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--replace", action="store_true", help="replace a certificate with the same label")
         sp.add_argument("--force", action="store_true", help=f"store a {names.DEFAULT_CERT_LABEL!r} "
                         f"even when it is not for the token's {names.DEFAULT_KEY_LABEL!r}")
+        if name == "import-ca":
+            sp.add_argument("--so-pin", help="the SO PIN, when the token has one: a trusted root "
+                                             "(CKA_TRUSTED) is stored by the SO ('-' asks)")
 
     sp = add("generate-key", commands.generate_key, "generate an EC P-256 key pair inside the token "
              "(prints the public key)")

@@ -141,8 +141,13 @@ def _import_certificate(args: argparse.Namespace, ui: UI, default_label: str) ->
     kid = files.parse_hex_id(args.id) if args.id is not None else bytes.fromhex(str(info.get("key_id", "")))
     ui.say(f"{args.file}: {info['subject']} ({info['public_key']}), valid until {info['not_after']}")
     with connect(args, ui) as board:
+        trusted = default_label == names.DEFAULT_CA_LABEL
+        so_pin = getattr(args, "so_pin", None)
+        if so_pin == "-":
+            so_pin = _secret(None, "SO PIN")
         r = run(board, ui, device.IMPORT_CERT, PIN=args.pin, LABEL=label, ID=kid,
-                 REPLACE=args.replace, FORCE=args.force, _C=cf.der)
+                 REPLACE=args.replace, FORCE=args.force, TRUSTED=trusted,
+                 SO_PIN=so_pin, _C=cf.der)
         if "taken" not in r and "mismatch" not in r and chain:
             # The certificates after the first one are the intermediates, issuer first.
             c = run(board, ui, device.IMPORT_CHAIN, PIN=args.pin, LABEL=label, MAX_CHAIN=4,

@@ -285,23 +285,45 @@ def _main():
 '''
 
 # Runs after IMPORT_KEY, whatever happened: the key bytes are zeroed.
+# After import-key: zero the key buffer, then scrub the free heap, where copies
+# made while parsing and storing the key are left (issue 10, finding 9): fill
+# all free memory with zeroed blocks, large to small, until MemoryError, then
+# let them go.
 WIPE_KEY = r'''
 for _i in range(len(_K)):
     _K[_i] = 0
 _K = None
+gc.collect()
+def _scrub():
+    hold = []
+    for n in (4096, 256, 16):
+        try:
+            while True:
+                hold.append(bytearray(n))
+        except MemoryError:
+            pass
+    hold = None
+_scrub()
 gc.collect()
 '''
 
 IMPORT_CERT = _TAKEN + r'''
 def _main():
     _check_mount()
-    with _session(True) as s:
+    if SO_PIN is None:
+        sess = _session(True)
+    else:
+        import pkcs11
+        sess = pkcs11.open_session(rw=True)
+        sess.login(SO_PIN, 0)
+    with sess as s:
         old = _taken(s, [(LABEL, 1)])
         if old and not REPLACE:
             _o("R", {"taken": _handles(old)})
             return
         try:
-            c = s.import_certificate(_C, label=LABEL, id=ID, replace=True, force=FORCE)
+            c = s.import_certificate(_C, label=LABEL, id=ID, replace=True, force=FORCE,
+                                     trusted=TRUSTED)
         except Exception as e:
             if type(e).__name__ != "KeyMismatch":
                 raise

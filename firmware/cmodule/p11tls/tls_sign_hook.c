@@ -100,6 +100,34 @@ int __wrap_mbedtls_pk_sign_ext(mbedtls_pk_type_t pk_type, mbedtls_pk_context *ct
 /******************************************************************************/
 // The registry.
 
+// Without a GIL (the unix port) threads change the registry concurrently: one
+// thread's unregister could drop the registry dict from sys.modules while
+// another stores its signer in it (issue 10, finding 10). Every look-up and
+// change of the registry holds this lock; signers run outside it. Nothing
+// that can raise runs while it is held (allocations happen before, or under
+// nlr_push so the lock is released first).
+#if MICROPY_PY_THREAD && !MICROPY_PY_THREAD_GIL
+#include "py/mpthread.h"
+#if !MICROPY_MODULE_BUILTIN_INIT
+#error "_p11tls needs MICROPY_MODULE_BUILTIN_INIT to set up its registry lock"
+#endif
+static mp_thread_mutex_t p11tls_reg_mutex;
+static bool p11tls_reg_mutex_ready;
+static void reg_lock_init(void) {
+    if (!p11tls_reg_mutex_ready) {
+        mp_thread_mutex_init(&p11tls_reg_mutex);
+        p11tls_reg_mutex_ready = true;
+    }
+}
+#define REG_LOCK() mp_thread_mutex_lock(&p11tls_reg_mutex, 1)
+#define REG_UNLOCK() mp_thread_mutex_unlock(&p11tls_reg_mutex)
+#else
+static inline void reg_lock_init(void) {
+}
+#define REG_LOCK()
+#define REG_UNLOCK()
+#endif
+
 // Returns the registry dict, creating it if asked; MP_OBJ_NULL if absent.
 static mp_obj_t registry(bool create) {
     mp_map_t *modules = &MP_STATE_VM(mp_loaded_modules_dict).map;
@@ -115,7 +143,15 @@ static mp_obj_t registry(bool create) {
 }
 
 // The [signer, last_exception] list of a ticket, or NULL. Never raises.
+static mp_obj_list_t *lookup_entry_locked(const uint8_t *ticket);
 static mp_obj_list_t *lookup_entry(const uint8_t *ticket) {
+    REG_LOCK();
+    mp_obj_list_t *entry = lookup_entry_locked(ticket);
+    REG_UNLOCK();
+    return entry;
+}
+
+static mp_obj_list_t *lookup_entry_locked(const uint8_t *ticket) {
     mp_obj_t reg = registry(false);
     if (reg == MP_OBJ_NULL || !mp_obj_is_type(reg, &mp_type_dict)) {
         return NULL;
@@ -392,26 +428,46 @@ static mp_obj_t p11tls_register(mp_obj_t signer) {
     if (!mp_obj_is_callable(signer)) {
         mp_raise_TypeError(MP_ERROR_TEXT("signer must be callable"));
     }
-    mp_obj_t reg = registry(true);
-    mp_map_t *map = mp_obj_dict_get_map(reg);
     uint8_t ticket[TICKET_LEN];
-    mp_obj_t key;
-    do {
+    mp_obj_t items[2] = { signer, mp_const_none };
+    mp_obj_t entry = mp_obj_new_list(2, items);
+    for (;;) {
         // The one random source of the firmware's token: _pkcs11's DRBG.
         if (pkcs11_rng(NULL, ticket, sizeof(ticket)) != 0) {
             pkcs11_raise_rng();
         }
-        key = mp_obj_new_bytes(ticket, sizeof(ticket));
-    } while (mp_map_lookup(map, key, MP_MAP_LOOKUP) != NULL);
-    mp_obj_t items[2] = { signer, mp_const_none };
-    mp_obj_dict_store(reg, key, mp_obj_new_list(2, items));
-    return key;
+        mp_obj_t key = mp_obj_new_bytes(ticket, sizeof(ticket));
+        bool stored = false;
+        REG_LOCK();
+        nlr_buf_t nlr;
+        if (nlr_push(&nlr) == 0) {
+            // registry(true) and the store may allocate (and raise MemoryError)
+            mp_obj_t reg = registry(true);
+            if (mp_map_lookup(mp_obj_dict_get_map(reg), key, MP_MAP_LOOKUP) == NULL) {
+                mp_obj_dict_store(reg, key, entry);
+                stored = true;
+            }
+            nlr_pop();
+        } else {
+            REG_UNLOCK();
+            nlr_jump(nlr.ret_val);
+        }
+        REG_UNLOCK();
+        if (stored) {
+            return key;
+        }
+    }
 }
 static MP_DEFINE_CONST_FUN_OBJ_1(p11tls_register_obj, p11tls_register);
 
 // unregister(ticket): forget the signer (no error if it is already gone). The
 // registry leaves sys.modules with its last signer.
 static mp_obj_t p11tls_unregister(mp_obj_t ticket) {
+    // hashing a non-bytes ticket could raise: only bytes reach the lock
+    if (!mp_obj_is_type(ticket, &mp_type_bytes)) {
+        return mp_const_none;
+    }
+    REG_LOCK();
     mp_obj_t reg = registry(false);
     if (reg != MP_OBJ_NULL && mp_obj_is_type(reg, &mp_type_dict)) {
         mp_map_t *map = mp_obj_dict_get_map(reg);
@@ -421,6 +477,7 @@ static mp_obj_t p11tls_unregister(mp_obj_t ticket) {
                 MP_OBJ_NEW_QSTR(MP_QSTR__p11tls_signers), MP_MAP_LOOKUP_REMOVE_IF_FOUND);
         }
     }
+    REG_UNLOCK();
     return mp_const_none;
 }
 static MP_DEFINE_CONST_FUN_OBJ_1(p11tls_unregister_obj, p11tls_unregister);
@@ -439,11 +496,21 @@ static mp_obj_t p11tls_last_error(mp_obj_t ticket_in) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_1(p11tls_last_error_obj, p11tls_last_error);
 
+// registered(ticket) -> True while a signer is registered under ticket (the
+// look-up the sign hook makes, under the registry lock).
+static mp_obj_t p11tls_registered(mp_obj_t ticket_in) {
+    mp_buffer_info_t bufinfo;
+    mp_get_buffer_raise(ticket_in, &bufinfo, MP_BUFFER_READ);
+    return mp_obj_new_bool(bufinfo.len == TICKET_LEN && lookup_entry(bufinfo.buf) != NULL);
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(p11tls_registered_obj, p11tls_registered);
+
 #if MICROPY_MODULE_BUILTIN_INIT
 // The DRBG's lock must exist before register() draws a ticket, also when
 // _pkcs11 itself has not been imported yet.
 static mp_obj_t p11tls_module_init(void) {
     pkcs11_drbg_init();
+    reg_lock_init();
     return mp_const_none;
 }
 static MP_DEFINE_CONST_FUN_OBJ_0(p11tls_module_init_obj, p11tls_module_init);
@@ -459,6 +526,7 @@ static const mp_rom_map_elem_t p11tls_module_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_register), MP_ROM_PTR(&p11tls_register_obj) },
     { MP_ROM_QSTR(MP_QSTR_unregister), MP_ROM_PTR(&p11tls_unregister_obj) },
     { MP_ROM_QSTR(MP_QSTR_last_error), MP_ROM_PTR(&p11tls_last_error_obj) },
+    { MP_ROM_QSTR(MP_QSTR_registered), MP_ROM_PTR(&p11tls_registered_obj) },
     { MP_ROM_QSTR(MP_QSTR_MAGIC), MP_ROM_PTR(&p11tls_magic_obj) },
     { MP_ROM_QSTR(MP_QSTR_TICKET_LEN), MP_ROM_INT(TICKET_LEN) },
     { MP_ROM_QSTR(MP_QSTR_ERR_UNKNOWN_TICKET), MP_ROM_INT(ERR_UNKNOWN_TICKET) },

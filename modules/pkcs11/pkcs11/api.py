@@ -387,6 +387,12 @@ class FunctionList:
         t = self._t
         return 0 if t is None else t.session_count()
 
+    def erase_token(self, slot=0):
+        """Vendor extension: destroy every object and PIN of the token, the only
+        way out of a damaged token record (C_InitToken needs the SO PIN, which a
+        damaged record cannot check).  Every session must be closed."""
+        self._slot(slot).erase()
+
     def corrupted_objects(self):
         """[(handle, reason)] of records that failed their integrity check at
         C_Initialize or since.  They are hidden from C_FindObjects, give

@@ -150,6 +150,19 @@ INDEX = (_CKA_CLASS, _CKA_TOKEN, _CKA_PRIVATE, _CKA_LABEL, _CKA_ID, _CKA_KEY_TYP
          _CKA_CERTIFICATE_TYPE)
 
 
+# values stored encrypted at rest (store.SEALED) in private-key records and in
+# every CKA_PRIVATE object's record
+_SECRET_VALUES = (_CKA_VALUE, _CKA_PRIVATE_EXPONENT, _CKA_PRIME_1, _CKA_PRIME_2,
+                  _CKA_EXPONENT_1, _CKA_EXPONENT_2, _CKA_COEFFICIENT)
+
+
+def secret_types(attrs):
+    """The attribute types of `attrs` to encrypt at rest (issue 10, finding 4)."""
+    if attrs.get(_CKA_CLASS) in (_CKO_PRIVATE_KEY, 4) or attrs.get(_CKA_PRIVATE):
+        return [t for t in _SECRET_VALUES if t in attrs]
+    return ()
+
+
 def tables(cls, ktype):
     """The attribute tables of an object kind; None when unsupported."""
     if cls == _CKO_DATA:

@@ -490,18 +490,25 @@ class Session:
             t += [(_CKA_KEY_TYPE, _CKK_RSA), (_CKA_MODULUS, k["n"]), (_CKA_PUBLIC_EXPONENT, k["e"])]
         return PublicKey(self, self.p11.C_CreateObject(self.h, t))
 
-    def import_certificate(self, data, label=None, id=b"", store=True, replace=False, force=False):
+    def import_certificate(self, data, label=None, id=b"", store=True, replace=False, force=False,
+                           trusted=None):
         """An X.509 certificate (PEM or DER) -> Certificate ("Device Cert" by
         default).  A taken label raises LabelTaken unless replace=True; a
         "Device Cert" that is not for the token's "Device Priv TLS Key" raises
-        KeyMismatch unless force=True."""
+        KeyMismatch unless force=True.  trusted: CKA_TRUSTED (a trust anchor
+        p11tls may use; set only by the SO on a token with an SO PIN); None:
+        True for the root CA label ("Root Cert")."""
         data = _data(data, "import_certificate")
         label = _b(label) if label is not None else labels.LABEL_DEVICE_CERTIFICATE
+        if trusted is None:
+            trusted = label == labels.LABEL_ROOT_CERTIFICATE
         old = self._taken(((_CKO_CERTIFICATE, label),), replace)
         if label == labels.LABEL_DEVICE_CERTIFICATE and not force:
             self._check_pair(crypto.parse_certificate(data)["public_key"], None, force)
         t = [(_CKA_CLASS, _CKO_CERTIFICATE), (_CKA_CERTIFICATE_TYPE, _CKC_X_509),
              (_CKA_TOKEN, store), (_CKA_LABEL, label), (_CKA_ID, _b(id)), (_CKA_VALUE, data)]
+        if trusted:
+            t.append((0x86, True))      # CKA_TRUSTED
         c = Certificate(self, self.p11.C_CreateObject(self.h, t))
         self._replace(old)
         return c
