@@ -38,6 +38,9 @@ static const mp_rom_map_elem_t pkcs11_module_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_parse_private_key), MP_ROM_PTR(&pkcs11_parse_private_key_obj) },
     { MP_ROM_QSTR(MP_QSTR_parse_public_key), MP_ROM_PTR(&pkcs11_parse_public_key_obj) },
     { MP_ROM_QSTR(MP_QSTR_parse_certificate), MP_ROM_PTR(&pkcs11_parse_certificate_obj) },
+    // lock.c
+    { MP_ROM_QSTR(MP_QSTR_lock_file), MP_ROM_PTR(&pkcs11_lock_file_obj) },
+    { MP_ROM_QSTR(MP_QSTR_locked), MP_ROM_PTR(&pkcs11_locked_obj) },
 };
 static MP_DEFINE_CONST_DICT(pkcs11_module_globals, pkcs11_module_globals_table);
 

@@ -79,5 +79,11 @@ MP_DECLARE_CONST_FUN_OBJ_1(pkcs11_hash_new_obj);
 MP_DECLARE_CONST_FUN_OBJ_1(pkcs11_parse_private_key_obj);
 MP_DECLARE_CONST_FUN_OBJ_1(pkcs11_parse_public_key_obj);
 MP_DECLARE_CONST_FUN_OBJ_1(pkcs11_parse_certificate_obj);
+MP_DECLARE_CONST_FUN_OBJ_0(pkcs11_lock_file_obj);
+MP_DECLARE_CONST_FUN_OBJ_0(pkcs11_locked_obj);
+
+// lock.c: boards with MICROPY_BOARD_LOCK call this after _boot.py (see lock.c).
+bool pkcs11_lock_boot(void);
+bool pkcs11_lock_active(void);
 
 #endif // MICROPY_INCLUDED_PKCS11_MODPKCS11_H
