@@ -16,6 +16,10 @@
 import vfs
 
 MOUNT_POINT = "/token"
+# littlefs program size: the partition is flagged `encrypted` (partitions.csv),
+# and under flash encryption ESP-IDF writes in 16-byte units at 16-byte aligned
+# offsets. littlefs programs whole prog_size units at prog_size offsets.
+PROG_SIZE = 32
 LABEL = "token"
 _FF = b"\xff" * 256
 
@@ -63,8 +67,8 @@ def format_token(partition=None, mount_point=MOUNT_POINT):
         raise OSError(19, "no %r partition" % LABEL)
     if is_mounted(mount_point):
         vfs.umount(mount_point)
-    vfs.VfsLfs2.mkfs(part)
-    vfs.mount(vfs.VfsLfs2(part), mount_point)
+    vfs.VfsLfs2.mkfs(part, progsize=PROG_SIZE)
+    vfs.mount(vfs.VfsLfs2(part, progsize=PROG_SIZE), mount_point)
     return mount_point
 
 
@@ -79,7 +83,7 @@ def mount_token(partition=None, mount_point=MOUNT_POINT):
         print("p11boot: no %r partition in the partition table; token not mounted" % LABEL)
         return None
     try:
-        vfs.mount(vfs.VfsLfs2(part), mount_point)
+        vfs.mount(vfs.VfsLfs2(part, progsize=PROG_SIZE), mount_point)
         return mount_point
     except OSError as e:
         err = e
