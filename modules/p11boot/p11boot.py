@@ -39,8 +39,23 @@ def is_mounted(mount_point=MOUNT_POINT):
     return False
 
 
-def is_blank(part):
-    """True when blocks 0 and 1 (where littlefs keeps its superblocks) are erased."""
+def _raw_used():
+    """The firmware's raw check of the token partition (True/False), or None.
+    Under flash encryption erased flash reads as noise through readblocks,
+    which decrypts; the firmware reads it raw."""
+    try:
+        import _pkcs11
+
+        return _pkcs11.token_storage_used()
+    except (ImportError, AttributeError):
+        return None
+
+
+def is_blank(part, raw=None):
+    """True when blocks 0 and 1 (where littlefs keeps its superblocks) are erased.
+    raw: the firmware's raw answer for this partition (None: read it here)."""
+    if raw is not None:
+        return not raw
     size = part.ioctl(5, 0)
     buf = bytearray(256)
     for block in (0, 1):
@@ -87,7 +102,7 @@ def mount_token(partition=None, mount_point=MOUNT_POINT):
         return mount_point
     except OSError as e:
         err = e
-    if not is_blank(part):
+    if not is_blank(part, _raw_used() if partition is None else None):
         print("p11boot: %s does not hold a littlefs token store (%r); not formatting it."
               " Erase it (make flash ... ERASE_TOKEN=1) or call p11boot.format_token()"
               % (_where(part), err))

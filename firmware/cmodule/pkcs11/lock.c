@@ -109,11 +109,22 @@ static void lock_run_app(const char *app) {
     }
 }
 
+// True when a filesystem is mounted exactly at path.
+static bool lock_mounted(const char *path) {
+    size_t len = strlen(path);
+    for (mp_vfs_mount_t *vfs = MP_STATE_VM(vfs_mount_table); vfs != NULL; vfs = vfs->next) {
+        if (vfs->len == len && memcmp(vfs->str, path, len) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 bool pkcs11_lock_boot(void) {
     char app[LOCK_APP_MAX];
     bool marker = lock_read_marker(app, sizeof(app));
     if (!marker) {
-        if (mp_import_stat(MICROPY_BOARD_LOCK_MOUNT) == MP_IMPORT_STAT_DIR
+        if (lock_mounted(MICROPY_BOARD_LOCK_MOUNT)
             || !MICROPY_BOARD_LOCK_STORAGE_USED()) {
             lock_active = false;
             return false;
@@ -176,6 +187,19 @@ static mp_obj_t pkcs11_lock_file(void) {
     #endif
 }
 MP_DEFINE_CONST_FUN_OBJ_0(pkcs11_lock_file_obj, pkcs11_lock_file);
+
+// _pkcs11.token_storage_used(): whether the board's token storage holds
+// anything but erased flash, read raw (under ESP32 flash encryption erased flash
+// does not read as 0xff through the decrypting reads p11boot has); None when
+// the firmware cannot tell.
+static mp_obj_t pkcs11_token_storage_used(void) {
+    #if MICROPY_BOARD_LOCK
+    return mp_obj_new_bool(MICROPY_BOARD_LOCK_STORAGE_USED());
+    #else
+    return mp_const_none;
+    #endif
+}
+MP_DEFINE_CONST_FUN_OBJ_0(pkcs11_token_storage_used_obj, pkcs11_token_storage_used);
 
 // _pkcs11.locked(): True when this boot found the marker.
 static mp_obj_t pkcs11_locked(void) {

@@ -41,6 +41,7 @@ static const mp_rom_map_elem_t pkcs11_module_globals_table[] = {
     // lock.c
     { MP_ROM_QSTR(MP_QSTR_lock_file), MP_ROM_PTR(&pkcs11_lock_file_obj) },
     { MP_ROM_QSTR(MP_QSTR_locked), MP_ROM_PTR(&pkcs11_locked_obj) },
+    { MP_ROM_QSTR(MP_QSTR_token_storage_used), MP_ROM_PTR(&pkcs11_token_storage_used_obj) },
 };
 static MP_DEFINE_CONST_DICT(pkcs11_module_globals, pkcs11_module_globals_table);
 

@@ -86,6 +86,7 @@ MP_DECLARE_CONST_FUN_OBJ_1(pkcs11_parse_public_key_obj);
 MP_DECLARE_CONST_FUN_OBJ_1(pkcs11_parse_certificate_obj);
 MP_DECLARE_CONST_FUN_OBJ_0(pkcs11_lock_file_obj);
 MP_DECLARE_CONST_FUN_OBJ_0(pkcs11_locked_obj);
+MP_DECLARE_CONST_FUN_OBJ_0(pkcs11_token_storage_used_obj);
 
 // lock.c: boards with MICROPY_BOARD_LOCK call this after _boot.py (see lock.c).
 bool pkcs11_lock_boot(void);
