@@ -146,7 +146,7 @@ def test_unmountable_used_flash_stays_locked(board_dir: Path) -> None:
 
 
 def test_lock_refuses_without_key(tool_qemu: P11Board) -> None:
-    r = tool_qemu("lock", "--yes", expect=None)
+    r = tool_qemu("lock", "--yes", "--app", "frozen:app", expect=None)
     assert r.returncode != 0
     assert "no private key" in r.output
 
