@@ -7,8 +7,8 @@
 // mbedtls_hardware_poll on bare-metal ports (qemu: host entropy through
 // semihosting; esp32: the hardware RNG). With no strong source the seed
 // fails and every caller raises OSError: there is no weak fallback.
-// mbedTLS reseeds the DRBG from the same sources every 10000 requests, and
-// ec_generate reseeds it before making a key (pkcs11_drbg_reseed).
+// mbedTLS reseeds the DRBG from the same sources every 10000 requests; on
+// ESP32 ec_generate also reseeds it before making a key (pkcs11_drbg_reseed).
 //
 // ESP32: the hardware RNG is only truly random while Wi-Fi/BT runs or while
 // ESP-IDF's bootloader_random_enable() feeds it the SAR ADC noise. Right after

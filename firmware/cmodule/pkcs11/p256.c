@@ -62,7 +62,13 @@ static mp_obj_t pkcs11_ec_generate(void) {
     // that copies d, which pkcs11_secret_bytes wipes on every path.
     mp_obj_tuple_t *result = MP_OBJ_TO_PTR(mp_obj_new_tuple(2, NULL));
     q[0] = 0x04;
-    if (pkcs11_drbg_reseed() != 0 || p256_gen_keypair(d, q + 1) != P256_SUCCESS) {
+    #ifdef ESP_PLATFORM
+    // Fresh entropy (bootloader_random_enable() on, see drbg.c) for every key.
+    if (pkcs11_drbg_reseed() != 0) {
+        pkcs11_raise_rng();
+    }
+    #endif
+    if (p256_gen_keypair(d, q + 1) != P256_SUCCESS) {
         mbedtls_platform_zeroize(d, sizeof(d));
         pkcs11_raise_rng();
     }
