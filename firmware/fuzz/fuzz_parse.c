@@ -26,10 +26,16 @@
 static char heap[FUZZ_HEAP];
 
 // The port's main.c (left out) defines these.
-void nlr_jump_fail(void *val) {
+MP_WEAK void nlr_jump_fail(void *val) {
     fprintf(stderr, "fuzz: uncaught NLR %p\n", val);
     abort();
 }
+
+static void stderr_print_strn(void *env, const char *str, size_t len) {
+    (void)env;
+    fwrite(str, 1, len, stderr);
+}
+MP_WEAK const mp_print_t mp_stderr_print = {NULL, stderr_print_strn};
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
@@ -62,14 +68,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) {
         return 0;
     }
-    // Nothing from earlier inputs is live on the C stack here: collect with
-    // the runtime's roots only (no conservative stack scan, which would read
-    // ASan's redzones).
+    // Nothing from earlier inputs is needed: when the heap runs low, start a
+    // fresh interpreter on a fresh heap (no conservative stack scan, which
+    // would read ASan's redzones).
     gc_info_t info;
     gc_info(&info);
-    if (info.free < FUZZ_HEAP / 2) {
-        gc_collect_start();
-        gc_collect_end();
+    if (info.free < FUZZ_HEAP / 4) {
+        mp_deinit();
+        gc_init(heap, heap + sizeof(heap));
+        mp_init();
     }
     unsigned target = data[0] & 3;
     data++;
