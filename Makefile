@@ -21,7 +21,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 MPY_LIB_STUB := $(BUILD)/mpylib
 COMMON_MAKE_ARGS := USER_C_MODULES=$(CURDIR)/firmware/cmodule MPY_LIB_DIR=$(MPY_LIB_STUB)
 
-.PHONY: all deps sources unix qemu stock-unix esp32 flash test test-unix test-qemu demo bench clean help
+.PHONY: all deps sources unix qemu stock-unix esp32 flash test test-unix test-qemu demo bench fuzz clean help
 
 all: unix qemu
 
@@ -34,6 +34,7 @@ help:
 	@echo "make bench   C module vs pure Python: speed and heap on unix and qemu"
 	@echo "make esp32 [BOARD=ESP32_C3_PKCS11]   build the ESP32 (or ESP32-C3) firmware (needs ESP-IDF v5.2-v5.4: . \$$IDF_PATH/export.sh)"
 	@echo "make flash PORT=/dev/ttyUSB0 [BOARD=...]   write the board's app partition (the token partition is kept)"
+	@echo "make fuzz [FUZZ_SECONDS=300]   fuzz the C parsers (parse.c, pem.c, DER) with libFuzzer, ASan, UBSan"
 	@echo "make clean   remove $(BUILD)"
 
 deps: $(BUILD)/.deps-apt $(VENV)/.installed
@@ -198,6 +199,14 @@ demo: deps unix
 # prints a table, writes $(BUILD)/bench/results.{md,json}. See bench/README.md.
 bench: deps unix qemu
 	@BUILD=$(BUILD) $(PY) bench/bench.py --out $(BUILD)/bench $(BENCH_ARGS)
+
+# The C module's parsers (parse.c: private keys, public keys, certificates, its
+# DER checks; pem.c) under libFuzzer with ASan and UBSan, natively, for
+# FUZZ_SECONDS (default 300); prints executions and findings, fails on a finding.
+# make test runs it for 30 s (host_tests/cmodule/test_fuzz_parsers.py).
+FUZZ_SECONDS ?= 300
+fuzz: deps sources $(MPY_DIR)/mpy-cross/build/mpy-cross
+	@BUILD=$(BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) JOBS=$(JOBS) bash firmware/fuzz/fuzz.sh
 
 clean:
 	rm -rf $(BUILD)
