@@ -10,6 +10,8 @@ from __future__ import annotations
 import ast
 import hashlib
 
+import pytest
+
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
@@ -66,3 +68,12 @@ def test_rfc6979_vectors_and_hedged_nonces(unix_fw):
     # short (SHA-1 length) and long (SHA-384 length) digests
     _verify(pub, r["short"], h[:20])
     _verify(pub, r["long"], h + h[:16])
+
+
+@pytest.mark.qemu
+def test_rfc6979_vectors_on_the_cortex_m_board(qemu_board):
+    msgs = [(m, hashlib.sha256(m).digest()) for m in VECTORS]
+    code = "import _pkcs11\nfor m, h in %r:\n    print(m, _pkcs11.ec_sign(%r, h, b'').hex())" % (msgs, X)
+    out = qemu_board.exec(code)
+    for m, (er, es) in VECTORS.items():
+        assert f"{m!r} {(er + es).lower()}" in out, out
