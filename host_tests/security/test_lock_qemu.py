@@ -156,3 +156,9 @@ def test_lock_refuses_without_app(tool_qemu: P11Board) -> None:
     r = tool_qemu("lock", "--yes", "--force", "--app", "nothere.py", expect=None)
     assert r.returncode != 0
     assert "no application nothere.py" in r.output
+
+
+def test_unix_firmware_has_no_locked_mode(tool_unix: P11Board) -> None:
+    r = tool_unix("lock", "--yes", "--force", "--app", "frozen:app", expect=None)
+    assert r.returncode != 0
+    assert "no locked mode" in r.output
