@@ -150,7 +150,6 @@ class Link:
             raise LinkError(f"{self.device}: unexpected start frame {result!r}")
         ops = list(result[1])
         self.ops = {name: i for i, name in enumerate(ops)}
-        self.log(f"p11bridge: {self.device} ready ({len(ops)} calls)")
 
     def close(self) -> None:
         """Stop the board's loop (back to its REPL) and drop the lock."""
