@@ -142,14 +142,38 @@ def _call(fl, op, args, kw):
             buf = bytearray(kw["out"])
             n = f(*args, out=buf)
             return 0, bytes(buf[:n])
-        return 0, f(*args, **kw) if kw else f(*args)
+        rv, r = 0, f(*args, **kw) if kw else f(*args)
     except MemoryError:
         return 0x31, None           # CKR_DEVICE_MEMORY
     except Exception as e:
         rv = getattr(e, "rv", None)
         if rv is None:
             return 0x5, None        # CKR_GENERAL_ERROR
-        return rv, e.values if e.values is not None else e.length
+        r = e.values if e.values is not None else e.length
+    if op == 19 and r:              # C_GetAttributeValue
+        return _guard(fl, args, rv, r)
+    return rv, r
+
+
+# CKA_VALUE and the RSA private parts: a private or secret key's never leave
+# through the bridge, not even an extractable one's
+_SECRET = (0x11, 0x123, 0x124, 0x125, 0x126, 0x127, 0x128)
+
+
+def _guard(fl, args, rv, vals):
+    h, obj, types = args
+    for t in types:
+        if t in _SECRET:
+            break
+    else:
+        return rv, vals
+    try:
+        cls = fl.C_GetAttributeValue(h, obj, (0,))[0]
+    except Exception:
+        cls = 3
+    if cls != 3 and cls != 4:       # CKO_PRIVATE_KEY, CKO_SECRET_KEY
+        return rv, vals
+    return rv or 0x11, [None if t in _SECRET else v for t, v in zip(types, vals)]
 
 
 def run():
