@@ -100,16 +100,38 @@ def test_openssl_engine_csr_and_certificate_round_trip(bridge_unix: BridgeClient
 
 
 def test_pkcs11_tool_test_suite(bridge_unix: BridgeClient) -> None:
-    """pkcs11-tool --test: which of its checks run and pass (no login, no PIN)."""
+    """pkcs11-tool --test after --init-token/--init-pin (SO and user PIN set
+    through the bridge), with an imported RSA key pair and a generated EC one:
+    which of its checks run and pass (the note lists them)."""
     c = bridge_unix
-    keypairgen(c)
-    out = c.tool("--test")
-    print(out)      # the note lists these results
+    c.tool("--init-token", "--label", "MicroPython PKCS#11 token", "--so-pin", "12345678")
+    c.tool("--init-pin", "--login", "--login-type", "so", "--so-pin", "12345678", "--new-pin", "1234")
+    rsa_pem = c.home / "rsa.pem"
+    subprocess.run(["openssl", "genrsa", "-out", str(rsa_pem), "2048"], check=True, capture_output=True)
+    for kind, args in (("privkey", []), ("pubkey", ["-pubout"])):
+        der = c.home / f"rsa-{kind}.der"
+        subprocess.run(["openssl", "pkey", "-in", str(rsa_pem), *args, "-outform", "DER", "-out", str(der)],
+                       check=True, capture_output=True)
+        c.tool("--login", "--pin", "1234", "--write-object", str(der), "--type", kind,
+               "--label", "rsa", "--id", "02")
+    c.tool("--login", "--pin", "1234", "--keypairgen", "--key-type", "EC:prime256v1",
+           "--label", LABEL, "--id", "01")
+    out = c.tool("--login", "--pin", "1234", "--test")
+    print(out)
     assert "C_SeedRandom() and C_GenerateRandom():" in out
     assert "seems to be OK" in out          # C_GenerateRandom
     assert "all 4 digest functions seem to work" in out
     assert "SHA-1: OK" in out and "SHA256: OK" in out
+    sig = out[out.index("Signatures"):out.index("Verify")]
+    for m in ("RSA-PKCS: OK", "SHA1-RSA-PKCS: OK", "SHA256-RSA-PKCS: OK"):
+        assert m in sig
+    ver = out[out.index("Verify"):]
+    assert "RSA-PKCS: OK" in ver and "SHA1-RSA-PKCS: OK" in ver
     assert "No errors" in out
+    # a wrong PIN is refused through the bridge as the token refuses it
+    bad = c.run("pkcs11-tool", "--module", c.proxy, "--token-label", "MicroPython PKCS#11 token",
+                "--login", "--pin", "9999", "-O", check=False)
+    assert bad.returncode != 0 and b"CKR_PIN_INCORRECT" in bad.stderr + bad.stdout
 
 
 def test_python_pkcs11_generates_and_signs(bridge_unix: BridgeClient) -> None:

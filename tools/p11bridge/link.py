@@ -164,6 +164,11 @@ class Link:
         self._close_port()
         self.lock.release()
 
+    def abort(self) -> None:
+        """Forget the board after a failure: close the port, drop the lock."""
+        self._close_port()
+        self.lock.release()
+
     def _close_port(self) -> None:
         p, self.port = self.port, None
         if p is not None:

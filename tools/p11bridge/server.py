@@ -31,6 +31,7 @@ CKR_BUFFER_TOO_SMALL = 0x150
 CKR_CRYPTOKI_NOT_INITIALIZED = 0x190
 CKR_CRYPTOKI_ALREADY_INITIALIZED = 0x191
 CKF_DONT_BLOCK = 1
+CKF_HW = 1
 
 OUT_CAP = 4096          # the largest output buffer the board is asked to allocate
 RANDOM_CHUNK = 2048     # C_GenerateRandom in pieces that fit one frame
@@ -71,8 +72,7 @@ class Bridge:
         link, self.link = self.link, None
         self.lost = True
         if link is not None:
-            link._close_port()
-            link.lock.release()
+            link.abort()
 
     def close(self) -> None:
         link, self.link = self.link, None
@@ -186,7 +186,8 @@ class Bridge:
         i = self.dev("C_GetMechanismInfo", r.ulong(), r.ulong())
         w.ulong(i["ulMinKeySize"])
         w.ulong(i["ulMaxKeySize"])
-        w.ulong(i["flags"])
+        # seen from the host, every mechanism is performed by a device: the board
+        w.ulong(i["flags"] | CKF_HW)
 
     def do_InitToken(self, r: rpc.Reader, w: rpc.Writer) -> None:
         slot = r.ulong()
