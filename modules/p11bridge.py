@@ -7,7 +7,8 @@
 #   host -> board   0xB1, length (2 bytes, big endian), request
 #   board -> host   0xB2, length (2 bytes, big endian), response
 #
-#   request  = value (op, args, kw): op indexes _OPS (-1 stops the loop), args
+#   request  = value (op, args, kw): op indexes _OPS (0xFFFFFFFF stops the loop,
+#              0xFFFFFFFE answers how many µs the last call took here), args
 #              a list of positional arguments, kw None or a dict of keyword
 #              arguments; kw {"out": n} gives the call an n-byte bytearray as
 #              its output buffer and answers with the filled part.
@@ -25,6 +26,7 @@
 
 import select
 import sys
+import time
 
 import micropython
 
@@ -186,6 +188,7 @@ def run():
     poll = select.poll()
     poll.register(inp, select.POLLIN)
     micropython.kbd_intr(-1)        # 0x03 is data now, not Ctrl-C
+    last = 0
     try:
         _send(outp, 0, (PROTOCOL, _OPS))
         while True:
@@ -200,7 +203,12 @@ def run():
             if op == 0xFFFFFFFF:
                 _send(outp, 0, None)    # the stop op
                 break
+            if op == 0xFFFFFFFE:        # the time op: the last call's µs on the board
+                _send(outp, 0, last)
+                continue
+            t = time.ticks_us()
             rv, result = _call(fl, op, args, kw)
+            last = time.ticks_diff(time.ticks_us(), t)
             args = kw = None
             _send(outp, rv, result)
     except EOFError:

@@ -187,6 +187,11 @@ class Link:
         self._write(wire.request(op, args, kw or None))
         return self._read_frame()
 
+    def board_time(self) -> float:
+        """Seconds the board spent in the last call (its own clock)."""
+        self._write(wire.request(wire.TIME_OP, []))
+        return int(self._read_frame()[1]) / 1e6     # type: ignore[call-overload]
+
     # -- bytes --------------------------------------------------------------------
 
     def _write(self, data: bytes) -> None:

@@ -15,6 +15,7 @@ REQUEST = 0xB1
 RESPONSE = 0xB2
 MAX_BODY = 0xFFFF
 STOP_OP = 0xFFFFFFFF
+TIME_OP = 0xFFFFFFFE     # the board's time for the last call, in µs
 
 # The board's op numbers: their order is modules/p11bridge.py's _OPS.
 OPS = ("C_Initialize", "C_Finalize", "C_GetInfo", "C_GetSlotList", "C_GetSlotInfo",
