@@ -27,16 +27,13 @@ TOKEN_LABEL = "MicroPython PKCS#11 token"
 
 
 def proxy_module() -> str:
-    """Path of p11-kit-proxy.so (Debian: p11-kit-modules), from p11-kit's pkg-config file."""
-    try:
-        out = subprocess.run(["pkg-config", "--variable=proxy_module", "p11-kit-1"],
-                             capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        out = ""
-    if not out or not Path(out).exists():
-        pytest.fail("p11-kit-proxy.so not found: install p11-kit-modules and libp11-kit-dev "
-                    "(firmware/install-deps.sh)")
-    return out
+    """Path of p11-kit-proxy.so (Debian: p11-kit-modules)."""
+    from p11bridge.cli import proxy_path
+
+    path = proxy_path()
+    if path is None:
+        pytest.fail("p11-kit-proxy.so not found: install p11-kit-modules (firmware/install-deps.sh)")
+    return path
 
 
 def _as_user() -> list[str]:

@@ -74,6 +74,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
                  0, out_fd, log)
 
 
+def proxy_path() -> str | None:
+    """Where p11-kit-proxy.so is (Debian: p11-kit-modules), or None."""
+    import sysconfig
+
+    arch = sysconfig.get_config_var("MULTIARCH") or ""
+    for d in (f"/usr/lib/{arch}", "/usr/lib64", "/usr/lib", "/usr/local/lib"):
+        p = Path(d) / "p11-kit-proxy.so"
+        if p.exists():
+            return str(p)
+    return None
+
+
 def module_text(command: list[str]) -> str:
     return ("# The MicroPython board's PKCS#11 token, through p11-kit's remoting\n"
             "# (written by p11bridge install-module).\n"
@@ -107,7 +119,14 @@ def cmd_install_module(args: argparse.Namespace) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     path.write_text(module_text(serve_command(device, args.call_timeout, args.wait)))
     print(f"wrote {path}")
-    print("try: pkcs11-tool --module /usr/lib/x86_64-linux-gnu/p11-kit-proxy.so -L")
+    proxy = proxy_path()
+    if proxy is None:
+        print("p11-kit-proxy.so is not installed (Debian: apt install p11-kit-modules)")
+    else:
+        print(f"try: pkcs11-tool --module {proxy} -L")
+    if os.getuid() == 0:
+        print("note: p11-kit reads no user module files in programs running as root; "
+              "as root, copy the file to /etc/pkcs11/modules/")
     return 0
 
 
