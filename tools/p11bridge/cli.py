@@ -15,14 +15,17 @@ import os
 import shlex
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:
-    """Add `serve` and `install-module` to another CLI's subcommands."""
+def add_commands(sub: argparse._SubParsersAction,
+                 wrap: Callable[[Callable[[argparse.Namespace], int]], Any] = lambda f: f) -> None:
+    """Add `serve` and `install-module` to a CLI's subcommands; `wrap` adapts the
+    command functions to that CLI's calling convention (stored as `func`)."""
     p = sub.add_parser("serve", help="speak p11-kit's RPC protocol on stdin/stdout for the board "
                        "(run by p11-kit-proxy.so from a module file)")
     _device_args(p)
-    p.set_defaults(func=cmd_serve)
+    p.set_defaults(func=wrap(cmd_serve))
     p = sub.add_parser("install-module", help="write a p11-kit module file so every PKCS#11 "
                        "program sees the board's token (through p11-kit-proxy.so)")
     _device_args(p)
@@ -31,7 +34,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config-dir", default=None,
                    help="folder for the module file (default ~/.config/pkcs11/modules)")
     p.add_argument("--force", action="store_true", help="replace an existing module file")
-    p.set_defaults(func=cmd_install_module)
+    p.set_defaults(func=wrap(cmd_install_module))
 
 
 def _device_args(p: argparse.ArgumentParser) -> None:
@@ -93,7 +96,7 @@ def module_text(command: list[str]) -> str:
 
 
 def serve_command(device: str, call_timeout: float, wait: float) -> list[str]:
-    exe = Path(sys.argv[0]).resolve()
+    exe = Path(sys.argv[0]).absolute()
     if exe.name in ("p11bridge", "p11tool") and exe.exists():
         cmd = [str(exe)]
     else:

@@ -709,6 +709,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--endpoint", help="<prefix>-ats.iot.<region>.amazonaws.com")
     sp.add_argument("--thing-name", help="the AWS IoT thing name (the MQTT client id)")
     sp.add_argument("--port", type=int, help="MQTT port (default 8883)")
+
+    # the board as a PKCS#11 token of every host program (tools/p11bridge)
+    from p11bridge.cli import add_commands
+    add_commands(sub, wrap=lambda fn: lambda args, ui: fn(args))
     return p
 
 
