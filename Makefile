@@ -151,6 +151,7 @@ demo: deps unix
 # prints a table, writes $(BUILD)/bench/results.{md,json}. See bench/README.md.
 bench: deps unix qemu
 	@BUILD=$(BUILD) $(PY) bench/bench.py --out $(BUILD)/bench $(BENCH_ARGS)
+	@BUILD=$(BUILD) $(PY) bench/bridge_bench.py --out $(BUILD)/bench
 
 clean:
 	rm -rf $(BUILD)
