@@ -36,7 +36,7 @@ def test_list_slots_and_mechanisms(bridge_unix: BridgeClient) -> None:
     assert "token label        : MicroPython PKCS#11 token" in out
     assert "token initialized" in out
     mechs = bridge_unix.tool("-M")
-    for m in ("ECDSA,", "ECDSA-KEY-PAIR-GEN", "RSA-PKCS,", "SHA256, digest"):
+    for m in ("ECDSA,", "ECDSA-KEY-PAIR-GEN", "RSA-PKCS,", "SHA256, hw, digest"):
         assert m in mechs
 
 
