@@ -21,7 +21,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 MPY_LIB_STUB := $(BUILD)/mpylib
 COMMON_MAKE_ARGS := USER_C_MODULES=$(CURDIR)/firmware/cmodule MPY_LIB_DIR=$(MPY_LIB_STUB)
 
-.PHONY: all deps sources unix qemu esp32 flash test test-unix test-qemu demo bench clean help
+.PHONY: all deps sources unix qemu stock-unix esp32 flash test test-unix test-qemu demo bench clean help
 
 all: unix qemu
 
@@ -30,9 +30,10 @@ help:
 	@echo "make test    build the unix and qemu firmware and run every test"
 	@echo "make unix    build $(UNIX_BIN)"
 	@echo "make qemu    build $(QEMU_ELF)"
+	@echo "make stock-unix   build $(STOCK_UNIX_BIN) (stock MicroPython, no C module, nothing frozen)"
 	@echo "make bench   C module vs pure Python: speed and heap on unix and qemu"
-	@echo "make esp32   build the ESP32 firmware (needs ESP-IDF v5.2-v5.4: . \$$IDF_PATH/export.sh)"
-	@echo "make flash PORT=/dev/ttyUSB0   write the ESP32 app partition (the token partition is kept)"
+	@echo "make esp32 [BOARD=ESP32_C3_PKCS11]   build the ESP32 (or ESP32-C3) firmware (needs ESP-IDF v5.2-v5.4: . \$$IDF_PATH/export.sh)"
+	@echo "make flash PORT=/dev/ttyUSB0 [BOARD=...]   write the board's app partition (the token partition is kept)"
 	@echo "make clean   remove $(BUILD)"
 
 deps: $(BUILD)/.deps-apt $(VENV)/.installed
@@ -49,7 +50,7 @@ $(VENV)/.installed: pyproject.toml firmware/requirements-host.txt | $(BUILD)/.de
 		| { grep -v '^WARNING: Location' || true; }; test $${PIPESTATUS[0]} -eq 0 \
 		|| { echo "[venv] pip install failed: is PyPI reachable?"; exit 1; }
 	@$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps -e . \
-		|| { echo "[venv] installing the host tool (pyproject.toml) failed"; exit 1; }
+		|| { echo "[venv] installing the host packages p11board and p11lab (pyproject.toml) failed"; exit 1; }
 	@touch $@
 
 sources: $(BUILD)/.deps-apt
@@ -77,20 +78,64 @@ qemu: sources $(MPY_DIR)/mpy-cross/build/mpy-cross
 		|| { tail -n 30 $(BUILD)/qemu-build.log; echo "[build] qemu firmware failed; full log: $(BUILD)/qemu-build.log"; exit 1; }
 	@arm-none-eabi-size $(QEMU_ELF)
 
-# ESP32 (boards/ESP32_PKCS11): ESP-IDF v5.2-v5.4 must be installed and exported
-# (`. $IDF_PATH/export.sh`). Debian's MicroPython source lacks the berkeley-db and
-# micropython-lib submodules: btree is off and the manifest skips micropython-lib.
-ESP32_BOARD := $(CURDIR)/boards/ESP32_PKCS11
-ESP32_BUILD := $(BUILD)/esp32
-ESP32_CSV := $(ESP32_BOARD)/partitions.csv
+# Stock unix MicroPython from the same source tree, for installing the device packages
+# with `mpremote mip install` (host_tests/test_mip_stock.py): the standard variant with
+# no user C module and nothing frozen. Off, because Debian's source lacks what they need:
+# frozen micropython-lib packages (no micropython-lib), btree (no berkeley-db), ffi
+# (no libffi in our Debian packages). On: the board REPL with raw REPL that mpremote
+# drives (firmware/patches/unix-raw-repl.patch), as on every board.
+# (The board REPL's banner needs a board and MCU name.)
+STOCK_UNIX_BIN := $(BUILD)/stock-unix/micropython
+STOCK_UNIX_NAMES := -DMICROPY_HW_BOARD_NAME='\"unix standard variant\"' -DMICROPY_HW_MCU_NAME='\"host CPU\"'
+
+stock-unix: sources $(MPY_DIR)/mpy-cross/build/mpy-cross
+	@echo "[build] stock unix MicroPython (standard variant, no C module) -> $(STOCK_UNIX_BIN)"
+	@$(MAKE) -s -C $(MPY_DIR)/ports/unix -j$(JOBS) VARIANT=standard BUILD=$(BUILD)/stock-unix \
+		FROZEN_MANIFEST= MPY_LIB_DIR=$(MPY_LIB_STUB) MICROPY_PY_BTREE=0 MICROPY_PY_FFI=0 \
+		MICROPY_UNIX_PYEXEC_REPL=1 CFLAGS_EXTRA="$(STOCK_UNIX_NAMES)" > $(BUILD)/stock-unix-build.log 2>&1 \
+		|| { tail -n 30 $(BUILD)/stock-unix-build.log; echo "[build] stock unix MicroPython failed; full log: $(BUILD)/stock-unix-build.log"; exit 1; }
+
+# ESP32 boards: ESP-IDF v5.2-v5.4 must be installed and exported
+# (`. $IDF_PATH/export.sh`). BOARD=ESP32_PKCS11 (classic ESP32, the default) or
+# BOARD=ESP32_C3_PKCS11 (ESP32-C3); both share the partition table, sdkconfig
+# fragment and frozen manifest in boards/ESP32_PKCS11. Debian's MicroPython source
+# lacks the berkeley-db and micropython-lib submodules: btree is off and the
+# manifest skips micropython-lib.
+BOARD ?= ESP32_PKCS11
+comma := ,
+ESP32_BOARD := $(CURDIR)/boards/$(BOARD)
+ESP32_BOARD_NAME = $(notdir $(ESP32_BOARD))
+# The chip: the board's IDF_TARGET (mpconfigboard.cmake), esp32 if it sets none.
+ESP32_CHIP := $(or $(shell sed -n 's/^[ \t]*set([ \t]*IDF_TARGET[ \t][ \t]*\([a-z0-9]*\)[ \t]*)/\1/p' \
+	$(ESP32_BOARD)/mpconfigboard.cmake 2>/dev/null),esp32)
+# One build folder per chip: build/esp32, build/esp32c3.
+ESP32_BUILD := $(BUILD)/$(ESP32_CHIP)
+ESP32_CSV = $(ESP32_BOARD)/partitions.csv
+# The ROM loads the bootloader from 0x1000 on the ESP32 and ESP32-S2, from 0x0 on
+# the later chips (C3, S3, C6, ...).
+ESP32_BOOT_OFFSET = $(if $(filter esp32 esp32s2,$(ESP32_CHIP)),0x1000,0x0)
 ESPTOOL ?= $(VENV)/bin/esptool
 BAUD ?= 460800
 # Offset and size of a partition, by name, from the board's partition table.
 esp32_part = $(shell awk -F, '$$1 ~ /^[ \t]*$(1)[ \t]*$$/ {gsub(/[ \t]/, "", $$$(2)); print $$$(2)}' $(ESP32_CSV))
 ESP32_IDF_HELP := Install ESP-IDF v5.2, v5.3 or v5.4 (MicroPython 1.25 supports these), \
 then run: . <esp-idf>/export.sh (it sets IDF_PATH and puts idf.py on PATH), then make esp32 again.
+# What ports/esp32/Makefile would hand to idf.py, run here directly: that Makefile
+# would put BUILD into MAKEFLAGS, and the `make -C mpy-cross` a fresh CMake build
+# runs would then build mpy-cross into the ESP32 build folder and overwrite its
+# genhdr. MAKEFLAGS (which holds this Makefile's own command-line variables) is
+# cleared, and CMake is given the mpy-cross built above (MICROPY_MPYCROSS), so it
+# runs no make at all. JOBS=<n> on the command line caps the compile jobs.
+ESP32_IDF_ARGS = -D MICROPY_BOARD=$(ESP32_BOARD_NAME) -D MICROPY_BOARD_DIR=$(ESP32_BOARD) \
+	-DUSER_C_MODULES=$(CURDIR)/firmware/cmodule/micropython.cmake \
+	-DMICROPY_LIB_DIR=$(MPY_LIB_STUB) -DMICROPY_PY_BTREE=OFF \
+	$(if $(filter command line,$(origin JOBS)),-DCMAKE_JOB_POOLS=jobs=$(JOBS) -DCMAKE_JOB_POOL_COMPILE=jobs -DCMAKE_JOB_POOL_LINK=jobs)
+ESP32_ENV = env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u MAKEOVERRIDES -u BUILD \
+	MICROPY_MPYCROSS=$(MPY_DIR)/mpy-cross/build/mpy-cross
 
 esp32:
+	@test -f $(ESP32_BOARD)/mpconfigboard.cmake || { \
+		echo "[esp32] no board at $(ESP32_BOARD): BOARD=ESP32_PKCS11 (ESP32) or BOARD=ESP32_C3_PKCS11 (ESP32-C3)"; exit 2; }
 	@if [ -z "$(IDF_PATH)" ]; then \
 		echo "[esp32] IDF_PATH is not set: the ESP32 build needs ESP-IDF."; \
 		echo "[esp32] $(ESP32_IDF_HELP)"; exit 2; fi
@@ -105,27 +150,29 @@ esp32:
 	@command -v idf.py >/dev/null || { \
 		echo "[esp32] idf.py is not on PATH: run . $(IDF_PATH)/export.sh first."; exit 2; }
 	@$(MAKE) --no-print-directory sources $(MPY_DIR)/mpy-cross/build/mpy-cross BUILD=$(BUILD)
-	@echo "[build] ESP32 firmware (boards/ESP32_PKCS11) -> $(ESP32_BUILD)/micropython.bin"
-	@$(MAKE) -C $(MPY_DIR)/ports/esp32 BOARD_DIR=$(ESP32_BOARD) BUILD=$(ESP32_BUILD) \
-		CMAKE_ARGS="-DUSER_C_MODULES=$(CURDIR)/firmware/cmodule/micropython.cmake -DMICROPY_LIB_DIR=$(MPY_LIB_STUB) -DMICROPY_PY_BTREE=OFF" \
+	@echo "[build] $(ESP32_CHIP) firmware (boards/$(ESP32_BOARD_NAME)) -> $(ESP32_BUILD)/micropython.bin"
+	@cd $(MPY_DIR)/ports/esp32 && { $(ESP32_ENV) idf.py $(ESP32_IDF_ARGS) -B $(ESP32_BUILD) build \
+		&& $(ESP32_ENV) python3 makeimg.py $(ESP32_BUILD)/sdkconfig $(ESP32_BUILD)/bootloader/bootloader.bin \
+			$(ESP32_BUILD)/partition_table/partition-table.bin $(ESP32_BUILD)/micropython.bin \
+			$(ESP32_BUILD)/firmware.bin $(ESP32_BUILD)/micropython.uf2; } \
 		> $(BUILD)/esp32-build.log 2>&1 \
-		|| { tail -n 30 $(BUILD)/esp32-build.log; echo "[build] ESP32 firmware failed; full log: $(BUILD)/esp32-build.log"; exit 1; }
-	@echo "[build] app $(ESP32_BUILD)/micropython.bin, full image $(ESP32_BUILD)/firmware.bin (at 0x1000)"
+		|| { tail -n 30 $(BUILD)/esp32-build.log; echo "[build] ESP32 firmware failed (boards/$(ESP32_BOARD_NAME), $(ESP32_CHIP)); full log: $(BUILD)/esp32-build.log"; exit 1; }
+	@echo "[build] app $(ESP32_BUILD)/micropython.bin, full image $(ESP32_BUILD)/firmware.bin (at $(ESP32_BOOT_OFFSET)); make flash BOARD=$(ESP32_BOARD_NAME) PORT=..."
 
 # Writes the app partition only: the token partition (keys, certificates, PINs)
 # and the filesystem are kept. FULL=1 also writes the bootloader and the
 # partition table (first install, or coming from another partition layout);
 # ERASE_TOKEN=1 erases the token partition (every key on it is lost).
 flash: $(VENV)/.installed
-	@if [ -z "$(PORT)" ]; then echo "[flash] usage: make flash PORT=/dev/ttyUSB0 [BAUD=460800] [FULL=1] [ERASE_TOKEN=1]"; exit 2; fi
-	@test -f $(ESP32_BUILD)/micropython.bin || { echo "[flash] $(ESP32_BUILD)/micropython.bin is missing: run make esp32 first"; exit 1; }
+	@if [ -z "$(PORT)" ]; then echo "[flash] usage: make flash PORT=/dev/ttyUSB0 [BOARD=ESP32_PKCS11|ESP32_C3_PKCS11] [BAUD=460800] [FULL=1] [ERASE_TOKEN=1]"; exit 2; fi
+	@test -f $(ESP32_BUILD)/micropython.bin || { echo "[flash] $(ESP32_BUILD)/micropython.bin is missing: run make esp32 BOARD=$(ESP32_BOARD_NAME) first"; exit 1; }
 	@size=$$(stat -c %s $(ESP32_BUILD)/micropython.bin); max=$$(( $(call esp32_part,factory,5) )); \
-	if [ $$size -gt $$max ]; then echo "[flash] micropython.bin ($$size bytes) does not fit the app partition ($$max bytes)"; exit 1; fi
-	@echo "[flash] app -> $(call esp32_part,factory,4) on $(PORT); token partition at $(call esp32_part,token,4) $(if $(ERASE_TOKEN),ERASED (ERASE_TOKEN=1),kept)"
-	@$(ESPTOOL) --chip esp32 --port $(PORT) --baud $(BAUD) write-flash \
-		$(if $(FULL),0x1000 $(ESP32_BUILD)/bootloader/bootloader.bin 0x8000 $(ESP32_BUILD)/partition_table/partition-table.bin) \
+	if [ $$size -gt $$max ]; then echo "[flash] boards/$(ESP32_BOARD_NAME): micropython.bin ($$size bytes) does not fit the app partition ($$max bytes)"; exit 1; fi
+	@echo "[flash] boards/$(ESP32_BOARD_NAME) ($(ESP32_CHIP)): app -> $(call esp32_part,factory,4) on $(PORT)$(if $(FULL),$(comma) bootloader -> $(ESP32_BOOT_OFFSET)$(comma) partition table -> 0x8000); token partition at $(call esp32_part,token,4) $(if $(ERASE_TOKEN),ERASED (ERASE_TOKEN=1),kept)"
+	@$(ESPTOOL) --chip $(ESP32_CHIP) --port $(PORT) --baud $(BAUD) write-flash \
+		$(if $(FULL),$(ESP32_BOOT_OFFSET) $(ESP32_BUILD)/bootloader/bootloader.bin 0x8000 $(ESP32_BUILD)/partition_table/partition-table.bin) \
 		$(call esp32_part,factory,4) $(ESP32_BUILD)/micropython.bin
-	$(if $(ERASE_TOKEN),@$(ESPTOOL) --chip esp32 --port $(PORT) --baud $(BAUD) erase-region $(call esp32_part,token,4) $(call esp32_part,token,5))
+	$(if $(ERASE_TOKEN),@$(ESPTOOL) --chip $(ESP32_CHIP) --port $(PORT) --baud $(BAUD) erase-region $(call esp32_part,token,4) $(call esp32_part,token,5))
 
 test: deps unix qemu
 	@BUILD=$(BUILD) $(PY) -m pytest -q host_tests $(PYTEST_ARGS)

@@ -30,15 +30,13 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-os.environ.setdefault("BUILD", str(ROOT / "build"))
-for p in (ROOT, ROOT / "host_tests"):
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
+# The lab from this checkout (it is pip-installed too, but the checkout's copy wins).
+sys.path.insert(0, str(ROOT / "tools"))
 
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 
-from demo.localca import LocalCA, new_key  # noqa: E402
-from harness.paths import BUILD, QEMU_ELF, UNIX_BIN  # noqa: E402
+from p11lab import LabError, paths  # noqa: E402
+from p11lab.localca import LocalCA, new_key  # noqa: E402
 
 DEVICE_SCRIPT = Path(__file__).with_name("device_bench.py")
 ICOUNT_SHIFT = 7
@@ -139,10 +137,10 @@ def parse(out: str, where: str) -> list[dict[str, Any]]:
 
 def run_unix(out: Path, files: dict[str, bytes], ca: LocalCA, tiny: bool,
              log) -> list[dict[str, Any]]:
-    from harness.tls_servers import OpenSSLServer
+    from p11lab.tls_server import OpenSSLServer
+    from p11lab.unix import UnixFirmware
 
-    if not UNIX_BIN.exists():
-        raise SystemExit(f"{UNIX_BIN} is missing: run `make unix` first")
+    unix_bin = paths.require(paths.unix_binary(), "unix")
     base = out / "unix"
     shutil.rmtree(base, ignore_errors=True)
     work, token = base / "work", base / "token"
@@ -150,15 +148,14 @@ def run_unix(out: Path, files: dict[str, bytes], ca: LocalCA, tiny: bool,
     token.mkdir()
     for name, data in files.items():
         (work / name).write_bytes(data)
-    env = dict(os.environ, MICROPYPATH=".frozen", PKCS11_TOKEN_DIR=str(token))
+    fw = UnixFirmware(token, work, binary=unix_bin)
     runs = plan("unix", tiny)
 
     def run(name: str, code: str) -> list[dict[str, Any]]:
         script = work / f"{name}.py"
         script.write_text(code)
         t0 = time.monotonic()
-        proc = subprocess.run([str(UNIX_BIN), "-X", "heapsize=8M", str(script)], cwd=work,
-                              env=env, capture_output=True, text=True, timeout=600)
+        proc = fw.run_file(script, check=False, timeout=600, micropypath=".frozen")
         log(f"unix {name}: {time.monotonic() - t0:.1f} s")
         if proc.returncode != 0:
             raise RuntimeError(f"unix {name} exited {proc.returncode}:\n{proc.stdout[-2000:]}"
@@ -182,10 +179,9 @@ def run_unix(out: Path, files: dict[str, bytes], ca: LocalCA, tiny: bool,
 
 
 def run_qemu(out: Path, files: dict[str, bytes], tiny: bool, log) -> list[dict[str, Any]]:
-    from harness.qemu import QemuBoard
+    from p11lab.qemu import QemuBoard
 
-    if not QEMU_ELF.exists():
-        raise SystemExit(f"{QEMU_ELF} is missing: run `make qemu` first")
+    elf = paths.require(paths.qemu_elf(), "qemu")
     base = out / "qemu"
     shutil.rmtree(base, ignore_errors=True)
     staging = base / "files"
@@ -193,7 +189,7 @@ def run_qemu(out: Path, files: dict[str, bytes], tiny: bool, log) -> list[dict[s
     for name, data in files.items():
         (staging / name).write_bytes(data)
     runs = plan("qemu", tiny)
-    board = QemuBoard(base / "board", extra_args=ICOUNT_ARGS)
+    board = QemuBoard(base / "board", elf=elf, extra_args=ICOUNT_ARGS)
     board.start()
     try:
         t0 = time.monotonic()
@@ -314,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--targets", default="unix,qemu", help="comma-separated: unix, qemu")
     ap.add_argument("--tiny", action="store_true", help="one sample per cell (smoke test)")
-    ap.add_argument("--out", default=str(BUILD / "bench"), help="folder for results and scratch")
+    ap.add_argument("--out", default=str(paths.default_build() / "bench"),
+                    help="folder for results and scratch (default: $BUILD/bench)")
     ap.add_argument("--quiet", action="store_true", help="no progress lines")
     args = ap.parse_args(argv)
     targets = [t for t in args.targets.split(",") if t]
@@ -331,10 +328,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     ca, files = make_pki(out / "pki")
     raw: dict[str, list[dict[str, Any]]] = {}
-    if "unix" in targets:
-        raw["unix"] = run_unix(out, files, ca, args.tiny, log)
-    if "qemu" in targets:
-        raw["qemu"] = run_qemu(out, files, args.tiny, log)
+    try:
+        if "unix" in targets:
+            raw["unix"] = run_unix(out, files, ca, args.tiny, log)
+        if "qemu" in targets:
+            raw["qemu"] = run_qemu(out, files, args.tiny, log)
+    except LabError as e:
+        print(f"bench: {e}", file=sys.stderr)
+        return 1
     res = collect(raw)
     runs = {t: plan(t, args.tiny) for t in targets}
     md = markdown(table(res, targets, runs))

@@ -18,13 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-for p in (ROOT / "host_tests", ROOT / "tools"):
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
-
-from harness.qemu import QemuBoard  # noqa: E402
-from p11bridge.link import Link  # noqa: E402
+from p11bridge.link import Link
+from p11lab import LabError
+from p11lab.qemu import QemuBoard
 
 P256 = bytes.fromhex("06082a8648ce3d030107")
 
@@ -87,4 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except LabError as e:  # the board could not start: the message says what to run
+        sys.exit(f"bridge bench: {e}")

@@ -1,7 +1,10 @@
-# The frozen modules every board carries. Paths are relative to this file.
-package("pkcs11", base_path="../modules")
-module("mqtt.py", base_path="../modules")
-module("p11tls.py", base_path="../modules")
-module("p11csr.py", base_path="../modules")
-module("p11boot.py", base_path="../modules")
-module("p11bridge.py", base_path="../modules")
+# The frozen modules every board carries: this repository's device packages,
+# each a micropython-lib style package with its own manifest.py under modules/
+# (pkcs11, p11tls, p11csr, p11boot, mqtt, p11bridge). Paths are relative to this file.
+add_library("pkcs11-token", "../modules")
+require("pkcs11", library="pkcs11-token")
+require("p11tls", library="pkcs11-token")
+require("p11csr", library="pkcs11-token")
+require("p11boot", library="pkcs11-token")
+require("mqtt", library="pkcs11-token")
+require("p11bridge", library="pkcs11-token")

@@ -6,18 +6,15 @@
 #                     subscribe, publish, receive our own message (NAME: the server
 #                     certificate's name, default HOST)
 #
-# The token is the firmware's own (PKCS11_TOKEN_DIR on the unix firmware). Only the
-# seed's PKCS#11 calls are used, plus C_GenerateKeyPair; p11csr builds the request and
-# p11tls signs the TLS handshake inside the token.
+# The token is the firmware's own (PKCS11_TOKEN_DIR on the unix firmware), used through
+# its Pythonic layer (pkcs11.open_session): the seed's PKCS#11 calls, plus
+# C_GenerateKeyPair; p11csr builds the request and p11tls signs the TLS handshake inside
+# the token.
 import sys
 import time
 import pkcs11
-from pkcs11.constants import *
+from pkcs11 import labels
 
-KEY_LABEL = b"Device Priv TLS Key"
-PUB_LABEL = b"Device Pub TLS Key"
-CERT_LABEL = b"Device Cert"
-ROOT_LABEL = b"Root Cert"
 KEY_ID = b"device-tls"
 
 T0 = time.ticks_ms()
@@ -27,53 +24,32 @@ def say(text):
     print("  device %6d ms  %s" % (time.ticks_diff(time.ticks_ms(), T0), text))
 
 
-def open_session():
-    p11 = pkcs11.C_GetFunctionList()
-    p11.C_Initialize()
-    slot = p11.C_GetSlotList(True)[0]
-    return p11, p11.C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION)
-
-
-def close_session(p11, h):
-    p11.C_CloseSession(h)
-    p11.C_Finalize()
-
-
-def destroy(p11, h, label):
-    p11.C_FindObjectsInit(h, [(CKA_LABEL, label)])
-    found = p11.C_FindObjects(h, 8)
-    p11.C_FindObjectsFinal(h)
-    for obj in found:
-        p11.C_DestroyObject(h, obj)
+def destroy(s, label):
+    for obj in s.find_objects(label=label):
+        obj.destroy()
 
 
 def keygen(thing):
     import p11csr
-    p11, h = open_session()
-    for label in (KEY_LABEL, PUB_LABEL):
-        destroy(p11, h, label)
-    pub, key = p11.C_GenerateKeyPair(
-        h, CKM_EC_KEY_PAIR_GEN,
-        [(CKA_TOKEN, True), (CKA_LABEL, PUB_LABEL), (CKA_ID, KEY_ID), (CKA_VERIFY, True),
-         (CKA_EC_PARAMS, b"\x06\x08\x2a\x86\x48\xce\x3d\x03\x01\x07")],
-        [(CKA_TOKEN, True), (CKA_LABEL, KEY_LABEL), (CKA_ID, KEY_ID), (CKA_SIGN, True)])
-    say("EC P-256 key pair generated inside the token (C_GenerateKeyPair)")
-    csr = p11csr.make_csr(h, key, "CN=" + thing, pub=pub)
-    say("PKCS#10 CSR for CN=%s built and signed by the token (C_Sign)" % thing)
-    close_session(p11, h)
+    with pkcs11.open_session(rw=True) as s:
+        for label in (labels.LABEL_DEVICE_PRIVATE_KEY, labels.LABEL_DEVICE_PUBLIC_KEY):
+            destroy(s, label)
+        pub, key = s.generate_keypair(id=KEY_ID)
+        say("EC P-256 key pair generated inside the token (C_GenerateKeyPair)")
+        csr = p11csr.make_csr(s, key, "CN=" + thing, pub=pub)
+        say("PKCS#10 CSR for CN=%s built and signed by the token (C_Sign)" % thing)
     print(p11csr.pem(csr), end="")
 
 
 def store(cert_file, root_file):
-    p11, h = open_session()
-    for label, path in ((CERT_LABEL, cert_file), (ROOT_LABEL, root_file)):
-        with open(path, "rb") as f:
-            der = f.read()
-        destroy(p11, h, label)
-        p11.C_CreateObject(h, [(CKA_CLASS, CKO_CERTIFICATE), (CKA_CERTIFICATE_TYPE, CKC_X_509),
-                               (CKA_TOKEN, True), (CKA_LABEL, label), (CKA_VALUE, der)])
-        say("stored %r (%d bytes) in the token (C_CreateObject)" % (label.decode(), len(der)))
-    close_session(p11, h)
+    with pkcs11.open_session(rw=True) as s:
+        for label, path in ((labels.LABEL_DEVICE_CERTIFICATE, cert_file),
+                            (labels.LABEL_ROOT_CERTIFICATE, root_file)):
+            with open(path, "rb") as f:
+                der = f.read()
+            destroy(s, label)
+            s.import_certificate(der, label=label)
+            say("stored %r (%d bytes) in the token (C_CreateObject)" % (label.decode(), len(der)))
 
 
 def mqtt_demo(host, port, thing, server_name=None):

@@ -17,23 +17,20 @@ AWS IoT Core, with a token provisioned beforehand (see demo/README.md).
 from __future__ import annotations
 
 import argparse
-import getpass
-import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+# The lab from this checkout (it is pip-installed too, but the checkout's copy wins).
+sys.path.insert(0, str(HERE.parent / "tools"))
 
-from demo.localca import LocalCA  # noqa: E402
-
-MOSQUITTO = "/usr/sbin/mosquitto"
+from p11lab import LabError  # noqa: E402
+from p11lab.localca import LocalCA  # noqa: E402
+from p11lab.mosquitto import MOSQUITTO, Mosquitto, TLSListener  # noqa: E402
+from p11lab.unix import UnixFirmware  # noqa: E402
 
 
 class Steps:
@@ -63,16 +60,11 @@ class Device:
     """Runs demo/device.py on the unix firmware, one command per process."""
 
     def __init__(self, firmware: Path, token_dir: Path | None, workdir: Path) -> None:
-        self.firmware = firmware
-        self.workdir = workdir
-        self.env = dict(os.environ, MICROPYPATH=".frozen")
-        if token_dir is not None:
-            self.env["PKCS11_TOKEN_DIR"] = str(token_dir)
+        self.fw = UnixFirmware(token_dir, workdir, binary=firmware)
 
     def run(self, *args: str) -> str:
-        proc = subprocess.run([str(self.firmware), str(HERE / "device.py"), *args],
-                              cwd=self.workdir, env=self.env, capture_output=True, text=True,
-                              timeout=300)
+        proc = self.fw.run_file(HERE / "device.py", *args, check=False, heap=None,
+                                micropypath=".frozen")
         for line in proc.stdout.splitlines():
             if line.startswith("  device "):
                 print(line, flush=True)
@@ -81,44 +73,16 @@ class Device:
         return proc.stdout
 
 
-class Broker:
-    """Debian's mosquitto on 127.0.0.1: TLS only, client certificate required and used as identity."""
-
-    def __init__(self, workdir: Path, ca: Path, cert: Path, key: Path) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.log = workdir / "mosquitto.log"
-        self.conf = workdir / "mosquitto.conf"
-        self.conf.write_text("\n".join([
-            f"user {getpass.getuser()}", "persistence false", "allow_anonymous false",
-            f"log_dest file {self.log}", "log_type all", "connection_messages true",
-            f"listener {self.port} 127.0.0.1",
-            f"cafile {ca}", f"certfile {cert}", f"keyfile {key}", "tls_version tlsv1.2",
-            "require_certificate true", "use_identity_as_username true", ""]))
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while f"on port {self.port}" not in self.log_text():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                sys.exit(f"mosquitto did not start:\n{self.log_text()}")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=10)
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
+def broker(workdir: Path, ca: Path, cert: Path, key: Path) -> Mosquitto:
+    """Debian's mosquitto on 127.0.0.1: TLS 1.2 only, client certificate required and
+    used as the identity (as AWS IoT Core does)."""
+    return Mosquitto(workdir, plain=False, allow_anonymous=False,
+                     tls=TLSListener(cafile=ca, certfile=cert, keyfile=key,
+                                     extra=["tls_version tlsv1.2"]))
 
 
 def local_demo(firmware: Path, workdir: Path, thing: str) -> None:
-    if not Path(MOSQUITTO).exists():
+    if not MOSQUITTO.exists():
         sys.exit(f"{MOSQUITTO} is missing: `make deps` installs Debian's mosquitto")
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
@@ -131,10 +95,14 @@ def local_demo(firmware: Path, workdir: Path, thing: str) -> None:
         server = ca.issue_server(("localhost", "127.0.0.1"))
         print(f"{'':14}root: {workdir / 'ca' / 'root.pem'}")
 
-    broker = Broker(workdir, ca.root_path, server.cert_path, server.key_path)  # type: ignore[arg-type]
+    mqtt = broker(workdir, ca.root_path, server.cert_path, server.key_path)  # type: ignore[arg-type]
     with step("mosquitto on 127.0.0.1 (mutual TLS, identity from the client certificate)"):
-        broker.start()
-        print(f"{'':14}pid {broker.proc.pid}, port {broker.port}")  # type: ignore[union-attr]
+        try:
+            mqtt.start()
+        except LabError as e:
+            sys.exit(str(e))
+        pid = mqtt.pid
+        print(f"{'':14}pid {pid}, port {mqtt.tls_port}")
     try:
         device = Device(firmware, workdir / "token", workdir)
         (workdir / "token").mkdir()
@@ -154,14 +122,14 @@ def local_demo(firmware: Path, workdir: Path, thing: str) -> None:
             device.run("store", "device-cert.der", "root.der")
 
         with step("MQTT through the token: connect, subscribe, publish, receive"):
-            device.run("mqtt", "127.0.0.1", str(broker.port), thing, "localhost")
+            device.run("mqtt", "127.0.0.1", str(mqtt.tls_port), thing, "localhost")
     finally:
-        with step(f"stop the broker (pid {broker.proc.pid if broker.proc else '-'})"):
-            broker.stop()
+        with step(f"stop the broker (pid {pid})"):
+            mqtt.stop()
 
-    ident = re.search(r"New client connected from \S+ as (\S+) \(.*u'([^']*)'\)", broker.log_text())
+    ident = re.search(r"New client connected from \S+ as (\S+) \(.*u'([^']*)'\)", mqtt.log_text())
     if not ident:
-        sys.exit("the broker log shows no client identity:\n" + broker.log_text())
+        sys.exit("the broker log shows no client identity:\n" + mqtt.log_text())
     print(f"\nbroker log: client {ident.group(1)!r} authenticated as {ident.group(2)!r} "
           f"(the CN of the certificate the token's key signed for)")
     print(f"demo passed in {time.monotonic() - step.t0:.2f} s (files in {workdir})")

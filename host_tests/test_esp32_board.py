@@ -142,8 +142,8 @@ def test_sdkconfig_defaults_are_the_generic_boards_plus_ours(tmp_path):
 
 def test_c_module_cmake_has_the_tls_hook_link_options():
     cm = (ROOT / "firmware" / "cmodule" / "micropython.cmake").read_text()
-    assert "pkcs11/micropython.cmake" in cm
-    mod = (ROOT / "firmware" / "cmodule" / "pkcs11" / "micropython.cmake").read_text()
+    assert "pkcs11/micropython.cmake" in cm and "p11tls/micropython.cmake" in cm
+    mod = (ROOT / "firmware" / "cmodule" / "p11tls" / "micropython.cmake").read_text()
     assert "tls_sign_hook.c" in mod
     assert "-Wl,--wrap=mbedtls_pk_sign_restartable" in mod
     assert "-Wl,--undefined=__wrap_mbedtls_pk_sign_restartable" in mod
@@ -174,7 +174,7 @@ def test_manifest_freezes_the_port_modules_our_boot_and_the_token(tmp_path):
     boot = [f for f in m.files() if f.target_path == "_boot.py"]
     assert len(boot) == 1 and Path(boot[0].full_path) == BOARD / "modules" / "_boot.py"
     for name in ("p11boot.py", "pkcs11/__init__.py", "pkcs11/api.py", "p11tls.py", "p11csr.py",
-                 "mqtt.py", "asyncio/core.py"):
+                 "mqtt/__init__.py", "mqtt/robust.py", "mqtt/aws.py", "asyncio/core.py"):
         assert name in targets, name
     # our _boot.py does the port's job first
     ours = (BOARD / "modules" / "_boot.py").read_text()

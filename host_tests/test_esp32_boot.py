@@ -177,12 +177,12 @@ def test_the_boards_boot_mounts_root_and_token_like_the_esp32(unix_fw, esp32_fla
     assert b"Boot Key" not in esp32_flash.read("vfs")
 
 
-def test_p11tool_scripts_warn_when_the_token_partition_is_not_mounted(unix_fw, esp32_flash):
+def test_p11board_scripts_warn_when_the_token_partition_is_not_mounted(unix_fw, esp32_flash):
     """On an ESP32 whose token partition did not mount, the token would fall back to
-    the general filesystem: p11tool's device scripts say so."""
+    the general filesystem: p11board's device scripts say so."""
     sys.path.insert(0, str(ROOT / "tools"))
     try:
-        from p11tool import device
+        from p11board import device
     finally:
         sys.path.pop(0)
     info = device.script(device.INFO, CONFIG_FILE=device.CONFIG_FILE)

@@ -106,8 +106,9 @@ def test_reconnect_after_broker_restart_with_backoff(unix_fw, mosquitto: Mosquit
     th.start()
     try:
         out = run(unix_fw, mosquitto.port, COLLECT + """
-c = mqtt.MQTTClient('thing-rc', tcp, callback=cb, log=print,
-                    backoff_base=0.2, backoff_cap=1.0, reconnect_attempts=40)
+import mqtt.robust
+c = mqtt.robust.MQTTClient('thing-rc', tcp, callback=cb, options=mqtt.Options(log=print),
+                           backoff=mqtt.robust.Backoff(base=0.2, cap=1.0, attempts=40))
 c.connect()
 c.subscribe('rc/t', 1)
 try:
@@ -142,7 +143,8 @@ c.disconnect()
 def test_connack_refusal_is_a_clear_error(unix_fw, mosquitto_factory):
     broker = mosquitto_factory(allow_anonymous=False)
     out = run(unix_fw, broker.port, """
-c = mqtt.MQTTClient('thing-denied', tcp, reconnect_attempts=5)
+import mqtt.robust
+c = mqtt.robust.MQTTClient('thing-denied', tcp, backoff=mqtt.robust.Backoff(attempts=5))
 for f in (c.connect, c.reconnect):
     try:
         f()
@@ -160,7 +162,7 @@ def test_user_name_and_password(unix_fw, mosquitto_factory):
     broker = mosquitto_factory(allow_anonymous=False, passwords={"dev": "s3cret"})
     out = run(unix_fw, broker.port, """
 for pw in ('s3cret', b'wrong'):
-    c = mqtt.MQTTClient('thing-pw', tcp, user='dev', password=pw)
+    c = mqtt.MQTTClient('thing-pw', tcp, options=mqtt.Options(user='dev', password=pw))
     try:
         c.connect()
         print('ok', c.connected)
@@ -200,7 +202,7 @@ def test_large_payloads_round_trip(unix_fw, mosquitto: Mosquitto):
 import hashlib
 for lim, n in ((mqtt.AWS_LIMITS, 131072), (None, 2200000)):
     got.clear()
-    c = mqtt.MQTTClient('thing-big', tcp, callback=cb, limits=lim, max_rx=n, ack_timeout=20)
+    c = mqtt.MQTTClient('thing-big', tcp, callback=cb, limits=lim, options=mqtt.Options(max_rx=n, ack_timeout=20))
     c.connect()
     c.subscribe('big/t', 1)
     data = bytes(range(256)) * (n // 256)

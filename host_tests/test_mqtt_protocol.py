@@ -24,7 +24,7 @@ def types(broker: FakeBroker) -> list[int]:
 
 def test_connect_packet_encoding(unix_fw, fake_broker: FakeBroker):
     out = run(unix_fw, fake_broker, """
-c = mqtt.MQTTClient('dev-π', tcp, keepalive=300, clean_session=False, user='u', password=b'p\\x00w')
+c = mqtt.MQTTClient('dev-π', tcp, keepalive=300, options=mqtt.Options(clean_session=False, user='u', password=b'p\\x00w'))
 c.set_last_will('st/dev', b'gone', retain=True, qos=1)
 print(c.connect())
 c.disconnect()
@@ -77,7 +77,7 @@ def swallow_first_publish(conn: FakeConnection, pkt: Packet) -> None:
 def test_qos1_retransmitted_with_dup_until_puback(unix_fw, fake_broker: FakeBroker):
     fake_broker.handler = swallow_first_publish
     out = run(unix_fw, fake_broker, """
-c = mqtt.MQTTClient('dev', tcp, ack_timeout=0.5, log=print)
+c = mqtt.MQTTClient('dev', tcp, options=mqtt.Options(ack_timeout=0.5, log=print))
 c.connect()
 print('pid', c.publish('tele/x', b'payload-1', qos=1))
 print('pending', c.pending())
@@ -95,7 +95,7 @@ c.disconnect()
 def test_qos1_gives_up_after_max_retries(unix_fw, fake_broker: FakeBroker):
     fake_broker.handler = lambda conn, pkt: None if pkt.type == PUBLISH else default_handler(conn, pkt)
     out = run(unix_fw, fake_broker, """
-c = mqtt.MQTTClient('dev', tcp, ack_timeout=0.3, max_retries=2)
+c = mqtt.MQTTClient('dev', tcp, options=mqtt.Options(ack_timeout=0.3, max_retries=2))
 c.connect()
 try:
     c.publish('tele/x', b'p', qos=1)
@@ -124,7 +124,7 @@ def test_qos1_without_waiting_tracks_pubacks(unix_fw, fake_broker: FakeBroker):
 
     fake_broker.handler = ack_in_reverse
     out = run(unix_fw, fake_broker, """
-c = mqtt.MQTTClient('dev', tcp, max_inflight=3)
+c = mqtt.MQTTClient('dev', tcp, options=mqtt.Options(max_inflight=3))
 c.connect()
 ids = [c.publish('t', b'm%d' % i, qos=1, wait=False) for i in range(3)]
 print(ids, c.pending())
@@ -154,7 +154,9 @@ def test_qos1_resent_on_reconnect_same_packet_id(unix_fw, fake_broker: FakeBroke
 
     fake_broker.handler = handler
     out = run(unix_fw, fake_broker, """
-c = mqtt.MQTTClient('dev', tcp, clean_session=False, backoff_base=0.1)
+import mqtt.robust
+c = mqtt.robust.MQTTClient('dev', tcp, options=mqtt.Options(clean_session=False),
+                           backoff=mqtt.robust.Backoff(base=0.1))
 c.connect()
 c.publish('a', b'x', qos=0)
 try:
@@ -188,7 +190,8 @@ def test_qos1_resent_as_new_message_with_clean_session(unix_fw, fake_broker: Fak
 
     fake_broker.handler = handler
     out = run(unix_fw, fake_broker, """
-c = mqtt.MQTTClient('dev', tcp, backoff_base=0.1)
+import mqtt.robust
+c = mqtt.robust.MQTTClient('dev', tcp, backoff=mqtt.robust.Backoff(base=0.1))
 c.connect()
 try:
     c.publish('tele/y', b'again', qos=1)
@@ -218,7 +221,7 @@ def test_pings_when_idle_and_detects_missing_pingresp(unix_fw, fake_broker: Fake
     fake_broker.handler = answer_two_pings
     out = run(unix_fw, fake_broker, """
 lim = dict(mqtt.AWS_LIMITS, keepalive=(1, 1200))
-c = mqtt.MQTTClient('dev', tcp, keepalive=1, limits=lim, ack_timeout=0.5)
+c = mqtt.MQTTClient('dev', tcp, keepalive=1, limits=lim, options=mqtt.Options(ack_timeout=0.5))
 c.connect()
 t0 = time.ticks_ms()
 try:
@@ -254,7 +257,8 @@ def test_suback_failure_raises_and_keeps_granted(unix_fw, fake_broker: FakeBroke
 
     fake_broker.handler = refuse_second
     out = run(unix_fw, fake_broker, """
-c = mqtt.MQTTClient('dev', tcp)
+import mqtt.robust
+c = mqtt.robust.MQTTClient('dev', tcp)
 c.connect()
 try:
     c.subscribe([('ok/+', 1), ('no/#', 0)])
@@ -279,7 +283,7 @@ def test_incoming_publish_acked_dropped_when_too_big(unix_fw, fake_broker: FakeB
 
     fake_broker.handler = push
     out = run(unix_fw, fake_broker, """
-c = mqtt.MQTTClient('dev', tcp, max_rx=500)
+c = mqtt.MQTTClient('dev', tcp, options=mqtt.Options(max_rx=500))
 c.connect()
 c.subscribe('in/#', 1)
 for i in range(2):
@@ -297,7 +301,7 @@ def test_remaining_length_encoding_boundaries(unix_fw, fake_broker: FakeBroker):
     # Topic 't' (3 bytes with its length) + payload = remaining length.
     sizes = [127, 128, 16383, 16384, 2097151, 2097152]
     out = run(unix_fw, fake_broker, f"""
-c = mqtt.MQTTClient('dev', tcp, limits=None, buf_size=64)
+c = mqtt.MQTTClient('dev', tcp, limits=None, options=mqtt.Options(buf_size=64))
 c.connect()
 for r in {sizes}:
     c.publish('t', bytes(r - 3))
@@ -329,7 +333,7 @@ def test_receives_4_byte_remaining_length(unix_fw, fake_broker: FakeBroker):
     fake_broker.handler = push
     out = run(unix_fw, fake_broker, """
 import hashlib
-c = mqtt.MQTTClient('dev', tcp, max_rx=3000000)
+c = mqtt.MQTTClient('dev', tcp, options=mqtt.Options(max_rx=3000000))
 c.connect()
 c.subscribe('big', 0)
 t, m = c.wait_msg(10)

@@ -26,7 +26,7 @@ def test_pubsub_big_payload_and_pings_over_tls(unix_fw, mosquitto_factory, local
             ctx.load_verify_locations(CA)
             return ctx.wrap_socket(tcp(), server_hostname='localhost')
         lim = dict(mqtt.AWS_LIMITS, keepalive=(1, 1200))
-        c = mqtt.MQTTClient('thing-tls', tls_conn, keepalive=1, limits=lim, max_rx={n})
+        c = mqtt.MQTTClient('thing-tls', tls_conn, keepalive=1, limits=lim, options=mqtt.Options(max_rx={n}))
         print(c.connect())
         c.subscribe('tls/#', 1)
         c.publish('tls/small', b'over tls', qos=1)

@@ -34,7 +34,8 @@ def test_pure_signatures_on_cortex_m3(qemu_board: QemuBoard) -> None:
                           for x in parts) + ")"
     out = qemu_board.exec(f"""
 import json, gc
-from pkcs11.pure import backend as b, asn1
+from pkcs11.pure import backend as b
+from pkcs11 import der as asn1
 H = bytes.fromhex
 d = H('{d.hex()}')
 q = b.ec_public(d)

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 PRE = """\
 import json, _pkcs11 as C
 from pkcs11.pure import backend as P
-from pkcs11.pure import asn1
+from pkcs11 import der as asn1
 H = bytes.fromhex
 def err(f, *a):
     try:

@@ -13,6 +13,7 @@ import pytest
 
 from harness.pki import LocalCA
 from harness.tls_device import TokenPKI
+from harness.token_files import SEED_CLIENT_ORDER
 
 SUITES = {
     "sha256": ("TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256", "SHA256"),
@@ -229,3 +230,74 @@ def test_alpn_refused_by_the_server_names_alpn_in_the_hint(token_pki, openssl_se
     out = connect(token_pki, server.port, extra=', alpn=["x-amzn-mqtt-ca"]')
     assert "error TLSError" in out and "MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE" in out, out
     assert "none of the ALPN protocols offered (x-amzn-mqtt-ca)" in out, out
+
+
+# Every C_* call p11tls makes through the function list, with the arguments that
+# say what it asked for (templates, attribute types, mechanism).
+RECORDED_CONNECT = """
+import json, p11tls, pkcs11
+p11 = pkcs11.C_GetFunctionList()
+calls = []
+def recorder(name, f):
+    def call(*a):
+        calls.append([name] + [x for x in a[1:] if not isinstance(x, (bytes, bytearray, memoryview))])
+        return f(*a)
+    return call
+for name in dir(p11):
+    if name.startswith("C_"):
+        setattr(p11, name, recorder(name, getattr(p11, name)))
+s = p11tls.connect("127.0.0.1", {port}, server_hostname="localhost"{extra})
+s.write(b"hello token\\n")
+reply = s.read(12)
+s.close()
+print(json.dumps({{"reply": reply.decode(), "calls": calls}}))
+"""
+
+
+def _recorded_connect(pki: TokenPKI, port: int, extra: str = "") -> list:
+    import json
+    out = pki.fw.run(RECORDED_CONNECT.format(port=port, extra=extra))
+    res = json.loads(out.strip().splitlines()[-1])
+    assert res["reply"] == "nekot olleh\n"
+    return res["calls"]
+
+
+@pytest.mark.parametrize("key_type", ["ec", "rsa"])
+def test_connect_makes_the_seeds_calls_in_the_seeds_order(token_pki, openssl_server, local_ca,
+                                                          server_cert, key_type):
+    """A connect through the Pythonic layer makes the seed's client authentication calls
+    in the seed's order: open, find the key and read its type, find the certificate and
+    read it, sign, close. Two differences, both expected: no C_GenerateRandom (the seed
+    feeds its TLS stack's RNG from the token, this firmware's TLS has its own RNG), and
+    "Root Cert" is found and read after the certificate when the caller gives no CA; an
+    RSA key's modulus and exponent are read before the signature."""
+    token_pki.add_identity(f"device-{key_type}", key_type)
+    token_pki.add_root()
+    server = openssl_server(server_cert.cert_path, server_cert.key_path, local_ca.root_path)
+    (token_pki.fw.work_dir / "root.pem").write_bytes(local_ca.root_pem)
+
+    calls = _recorded_connect(token_pki, server.port, ', ca=open("root.pem").read()')
+    names = [c[0] for c in calls]
+    seed = [n for n in SEED_CLIENT_ORDER if n != "C_GenerateRandom"]
+    if key_type == "rsa":
+        seed.insert(seed.index("C_SignInit"), "C_GetAttributeValue")
+    assert names == seed
+    CKA_CLASS, CKA_LABEL, CKA_VALUE, CKA_KEY_TYPE = 0x0, 0x3, 0x11, 0x100
+    finds = [c for c in calls if c[0] == "C_FindObjectsInit"]
+    # (MicroPython's json writes the bytes labels as strings)
+    assert [c[1] for c in finds] == [[[CKA_CLASS, 3], [CKA_LABEL, "Device Priv TLS Key"]],
+                                     [[CKA_CLASS, 1], [CKA_LABEL, "Device Cert"]]]
+    reads = [c[2] for c in calls if c[0] == "C_GetAttributeValue"]
+    assert reads[:2] == [[CKA_KEY_TYPE], [CKA_VALUE]]
+    mechanism = [c[1] for c in calls if c[0] == "C_SignInit"]
+    assert mechanism == [0x1041 if key_type == "ec" else 0x1]   # CKM_ECDSA / CKM_RSA_PKCS
+    assert server.wait_for("Verification: OK")
+
+    # the root CA from the token: its search and read come right after the certificate's
+    calls = _recorded_connect(token_pki, server.port)
+    names = [c[0] for c in calls]
+    cert_read = 10
+    assert names[:cert_read + 1] == seed[:cert_read + 1]
+    assert names[cert_read + 1:cert_read + 5] == ["C_FindObjectsInit", "C_FindObjects",
+                                                  "C_FindObjectsFinal", "C_GetAttributeValue"]
+    assert names[:cert_read + 1] + names[cert_read + 5:] == seed

@@ -63,7 +63,7 @@ import binascii
 hx = lambda b: binascii.hexlify(b).decode()
 R = {}
 with pkcs11.open_session(rw=True) as s:
-    R["initialized_by_session"] = p11._t is not None
+    R["initialized_by_session"] = p11.is_initialized()
     pub, priv = s.generate_keypair()
     R["labels"] = [pub.label.decode(), priv.label.decode(), type(pub).__name__, type(priv).__name__]
     key = s.get_key(object_class=CKO_PRIVATE_KEY, label=pkcs11.LABEL_DEVICE_PRIVATE_KEY)
@@ -97,7 +97,7 @@ with pkcs11.open_session(rw=True) as s:
     R["digest"] = hx(s.digest(b"abc"))
     tmp_pub, tmp_priv = s.generate_keypair(label="temp", store=False)
     R["session_keys"] = [tmp_pub[CKA_TOKEN], tmp_priv[CKA_TOKEN]]
-R["finalized_after_with"] = p11._t is None
+R["finalized_after_with"] = not p11.is_initialized()
 with pkcs11.open_session(rw=False) as s:
     R["persisted"] = [o.label.decode() for o in s.find_objects(object_class=CKO_PRIVATE_KEY)]
     R["ro_create"] = ckr(s.generate_keypair, label="ro")
@@ -134,7 +134,7 @@ import sys
 with pkcs11.open_session() as s:
     ec = s.import_pem(open("ec_sec1.pem", "rb").read())
     rsa = s.import_pem(open("rsa_pkcs1.pem", "rb").read(), label="rsa")
-    print(ec, rsa, repr(ec), repr(rsa), s, p11, p11._t.sessions, p11._t.objects)
+    print(ec, rsa, repr(ec), repr(rsa), s, p11, p11._t.sessions, p11._t.objects)  # internals too
     for k, types in ((ec, [CKA_VALUE, CKA_LABEL]), (rsa, [CKA_PRIVATE_EXPONENT, CKA_PRIME_1, CKA_PRIME_2,
                                                           CKA_EXPONENT_1, CKA_EXPONENT_2, CKA_COEFFICIENT,
                                                           CKA_VALUE, CKA_MODULUS])):

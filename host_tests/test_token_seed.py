@@ -12,7 +12,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from harness.token_files import (P11_PRELUDE, TokenKeys, cert_public_key, last_json,
+from harness.token_files import (P11_PRELUDE, SEED_CLIENT_ORDER, TokenKeys, cert_public_key, last_json,
                                  secret_patterns, verify_ecdsa_raw, verify_rsa_pkcs1_prehashed)
 
 # Provisioning as the FreeRTOS demo does it: the PEM key is parsed into the
@@ -90,12 +90,6 @@ print(json.dumps({"calls": calls, "keys": keys, "certs": certs, "ktype": ktype,
                   "sig": binascii.hexlify(sig).decode()}))
 """
 
-SEED_CLIENT_ORDER = [
-    "C_Initialize", "C_GetSlotList", "C_OpenSession",
-    "C_FindObjectsInit", "C_FindObjects", "C_FindObjectsFinal", "C_GetAttributeValue",
-    "C_FindObjectsInit", "C_FindObjects", "C_FindObjectsFinal", "C_GetAttributeValue",
-    "C_GenerateRandom", "C_SignInit", "C_Sign", "C_CloseSession", "C_Finalize",
-]
 SHA256_PREFIX = bytes.fromhex("3031300d060960864801650304020105000420")
 
 

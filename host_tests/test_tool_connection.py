@@ -1,4 +1,4 @@
-"""p11tool's connection layer: device auto-detection, timeouts, and how board
+"""p11board's connection layer: device auto-detection, timeouts, and how board
 failures become exit codes."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from harness.paths import BUILD, ROOT
 
 sys.path.insert(0, str(ROOT / "tools"))
 
-from p11tool import cli, device  # noqa: E402
-from p11tool.connection import Connection, DeviceFailure  # noqa: E402
-from p11tool.errors import Exit, ToolError  # noqa: E402
+from p11board import cli, device  # noqa: E402
+from p11board.connection import Connection, DeviceFailure  # noqa: E402
+from p11board.errors import Exit, ToolError  # noqa: E402
 
 
 class _Port:
@@ -73,3 +73,37 @@ def test_board_failures_map_to_exit_codes(unix_fw, monkeypatch, capsys):
         assert t.value.code == Exit.DEVICE and "no answer" in str(t.value)
         # and the connection still works afterwards
         assert board.run(device.script("def _main():\n    _o('R', 41 + 1)\n")) == 42
+
+
+def test_default_labels_are_the_device_packages_labels():
+    """The CLI's default labels are pkcs11.labels' FreeRTOS labels (the host cannot import
+    the device package, so it keeps copies: this compares them)."""
+    import ast
+
+    from p11board import names
+
+    source = next(p for p in sorted((ROOT / "modules").rglob("labels.py")) if "pkcs11" in str(p))
+    labels = {n.targets[0].id: ast.literal_eval(n.value) for n in ast.parse(source.read_text()).body
+              if isinstance(n, ast.Assign)}
+    assert names.DEFAULT_KEY_LABEL.encode() == labels["LABEL_DEVICE_PRIVATE_KEY"]
+    assert names.DEFAULT_PUB_LABEL.encode() == labels["LABEL_DEVICE_PUBLIC_KEY"]
+    assert names.DEFAULT_CERT_LABEL.encode() == labels["LABEL_DEVICE_CERTIFICATE"]
+    assert names.DEFAULT_CA_LABEL.encode() == labels["LABEL_ROOT_CERTIFICATE"]
+
+
+def test_product_code_never_imports_the_test_harness():
+    """tools/, demo/ and bench/ import p11lab, never host_tests (nor pytest in p11lab)."""
+    import ast
+
+    bad = []
+    for folder in ("tools", "demo", "bench"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names_ = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                    [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                for name in names_:
+                    top = name.split(".")[0]
+                    if top in ("harness", "host_tests", "conftest") or \
+                            (top == "pytest" and "p11lab" in path.parts):
+                        bad.append(f"{path.relative_to(ROOT)}: {name}")
+    assert not bad, bad

@@ -1,4 +1,4 @@
-"""p11tool against the qemu board (Cortex-M3, littlefs on a flash image)."""
+"""p11board against the qemu board (Cortex-M3, littlefs on a flash image)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from harness.p11tool import P11Tool
+from harness.p11board import P11Board
 
 pytestmark = pytest.mark.qemu
 
@@ -28,7 +28,7 @@ def _verify_csr(path) -> None:
 
 
 def test_seed_provisioning_on_qemu_and_objects_survive_restarts(tool_qemu, seed_files, tmp_path):
-    """Every p11tool call boots qemu afresh on the same flash image."""
+    """Every p11board call boots qemu afresh on the same flash image."""
     tool_qemu("import-key", str(seed_files.key))
     tool_qemu("import-cert", str(seed_files.cert))
     tool_qemu("import-ca", str(seed_files.ca))
@@ -72,12 +72,12 @@ def test_seed_provisioning_on_qemu_and_objects_survive_restarts(tool_qemu, seed_
 
 def test_tool_on_a_running_board_by_its_pty_across_a_qemu_restart(qemu_board, seed_files, tmp_path):
     """--device with the board's pty, as with a real board; the harness restarts qemu."""
-    tool = P11Tool(["--device", str(qemu_board.pty)], tmp_path)
+    tool = P11Board(["--device", str(qemu_board.pty)], tmp_path)
     tool("import-key", str(seed_files.key), "--label", "Pty Key")
     tool("set-pin", "--old-pin", "", "--new-pin", "2468")
     assert _objects(tool) == {("public-key", "Pty Key")}               # private one hidden without PIN
     qemu_board.restart()
-    tool = P11Tool(["--device", str(qemu_board.pty)], tmp_path)
+    tool = P11Board(["--device", str(qemu_board.pty)], tmp_path)
     r = tool("list", "--json", "--pin", "2468")
     assert {(o["class"], o["label"]) for o in json.loads(r.stdout)["objects"]} == {
         ("private-key", "Pty Key"), ("public-key", "Pty Key")}
@@ -86,3 +86,40 @@ def test_tool_on_a_running_board_by_its_pty_across_a_qemu_restart(qemu_board, se
     key = serialization.load_pem_private_key(seed_files.key.read_bytes(), None)
     assert csr.is_signature_valid and _spki(csr.public_key()) == _spki(key.public_key())
     tool("--pin", "1111", "list", expect=1)
+
+
+def test_installed_copy_drives_qemu_from_outside_the_repository(tmp_path):
+    """What `pip install .` installs (the packages named in pyproject.toml, copied out of
+    the checkout) runs `--qemu` from another folder: p11lab, not host_tests, starts the
+    board, and the build is found through BUILD; without BUILD the error says so."""
+    import os
+    import shutil
+    import sys
+    import tomllib
+
+    from harness.paths import BUILD, ROOT
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = project["tool"]["setuptools"]["packages"]["find"]["include"]
+    assert sorted(packages) == ["p11board", "p11bridge", "p11lab"]
+    assert project["project"]["scripts"] == {"p11board": "p11board.cli:main", "p11bridge": "p11bridge.cli:main"}
+    site = tmp_path / "site-packages"
+    for name in packages:
+        shutil.copytree(ROOT / "tools" / name, site / name, ignore=shutil.ignore_patterns("__pycache__"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("BUILD", "P11BOARD_PIN")}
+    env["PYTHONPATH"] = str(site)
+
+    def run(*args: str, build: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, *args], cwd=elsewhere, capture_output=True, text=True,
+                              timeout=300, env=dict(env, BUILD=str(BUILD)) if build else env)
+
+    where = run("-c", "import p11board.cli, p11lab.paths as p; print(p.__file__, p.SOURCE_ROOT)")
+    assert where.stdout.split() == [str(site / "p11lab" / "paths.py"), "None"], where.stderr
+    r = run("-m", "p11board.cli", "--qemu", "--flash", str(tmp_path / "flash.img"), "--json", "info")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["board"].startswith("qemu board") and info["platform"] == "qemu"
+    r = run("-m", "p11board.cli", "--qemu", "info", build=False)
+    assert r.returncode == 3 and "set BUILD" in r.stderr, r.stderr

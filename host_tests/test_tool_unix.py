@@ -1,4 +1,4 @@
-"""p11tool against the unix firmware (through a pty, like a board)."""
+"""p11board against the unix firmware (through a pty, like a board)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from harness.p11tool import run_openssl
+from harness.p11board import run_openssl
 
 
 def _spki(key) -> bytes:
@@ -190,7 +190,7 @@ def test_pins_hide_private_objects_and_init_token_erases(tool_unix, seed_files):
     r = tool_unix("list")
     assert "--pin" in r.stderr
     assert len(_list(tool_unix, "--pin", "246810")) == 2
-    assert len(_list(tool_unix, env={"P11TOOL_PIN": "246810"})) == 2
+    assert len(_list(tool_unix, env={"P11BOARD_PIN": "246810"})) == 2
     r = tool_unix("--pin", "135790", "list", expect=1)
     assert "CKR_PIN_INCORRECT" in r.stderr and "the PIN is wrong" in r.stderr
     r = tool_unix("csr", "--subject", "CN=x", expect=5)
@@ -254,18 +254,18 @@ def test_exit_codes_for_usage_object_and_connection_errors(tool_unix, tmp_path):
     tool_unix("generate-key", "--label", "L" * 33, expect=2)
     tool_unix("frobnicate", expect=2)
 
-    from harness.p11tool import P11Tool
-    none = P11Tool(["--device", str(tmp_path / "no-such-port")], tmp_path)
+    from harness.p11board import P11Board
+    none = P11Board(["--device", str(tmp_path / "no-such-port")], tmp_path)
     r = none("list", expect=3)
     assert "failed to access" in r.stderr
-    missing = P11Tool(["--unix", "--firmware", str(tmp_path / "nope")], tmp_path)
+    missing = P11Board(["--unix", "--firmware", str(tmp_path / "nope")], tmp_path)
     r = missing("list", expect=3)
     assert "make unix" in r.stderr
     # a pty that answers nothing: no raw REPL
     import os, pty
     master, slave = pty.openpty()
     try:
-        silent = P11Tool(["--device", os.ttyname(slave), "--timeout", "3"], tmp_path)
+        silent = P11Board(["--device", os.ttyname(slave), "--timeout", "3"], tmp_path)
         r = silent("list", expect=3)
         assert "raw REPL" in r.stderr
     finally:

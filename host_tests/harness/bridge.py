@@ -19,8 +19,10 @@ from typing import Iterator
 
 import pytest
 
-from .paths import BUILD
+from p11bridge.cli import proxy_path
+from p11lab import paths
 
+BUILD = paths.default_build()
 P11BRIDGE = BUILD / "venv" / "bin" / "p11bridge"
 VENV_PYTHON = BUILD / "venv" / "bin" / "python"
 TOKEN_LABEL = "MicroPython PKCS#11 token"
@@ -28,8 +30,6 @@ TOKEN_LABEL = "MicroPython PKCS#11 token"
 
 def proxy_module() -> str:
     """Path of p11-kit-proxy.so (Debian: p11-kit-modules)."""
-    from p11bridge.cli import proxy_path
-
     path = proxy_path()
     if path is None:
         pytest.fail("p11-kit-proxy.so not found: install p11-kit-modules (firmware/install-deps.sh)")

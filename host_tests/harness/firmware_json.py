@@ -9,7 +9,8 @@ from typing import Any
 # The pure backend under test, and a helper that turns a ValueError into its text.
 PURE_PRELUDE = """\
 import json
-from pkcs11.pure import backend as b, asn1
+from pkcs11.pure import backend as b
+from pkcs11 import der as asn1
 H = bytes.fromhex
 def err(f, *a):
     try:

@@ -1,18 +1,10 @@
-"""The local certificate authority as pytest fixtures (the CA itself lives in demo/localca.py,
-which `make demo` uses as its stand-in for AWS IoT's certificate authority)."""
+"""The local certificate authority (p11lab.localca) as pytest fixtures."""
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 
-from .paths import ROOT
-
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from demo.localca import Issued, LocalCA, new_key  # noqa: E402,F401
+from p11lab.localca import Issued, LocalCA, new_key  # noqa: F401
 
 
 @pytest.fixture(scope="session")

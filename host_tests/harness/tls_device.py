@@ -10,20 +10,15 @@ token holds the key.
 from __future__ import annotations
 
 import base64
-import sys
 from dataclasses import dataclass, field
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from .paths import ROOT
+from p11lab.localca import Issued, LocalCA, PrivateKey, new_key
+
 from .unix import UnixFirmware
-
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from demo.localca import Issued, LocalCA, PrivateKey, new_key  # noqa: E402
 
 KEY_LABEL = "Device Priv TLS Key"
 CERT_LABEL = "Device Cert"

@@ -16,6 +16,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
 # Runs first in every token snippet: `ckr(f, *args)` -> "OK" or the CKR name.
+# The seed's TLS client authentication calls, in its order (FreeRTOS PKCS#11
+# user guide, "Client Authentication").
+SEED_CLIENT_ORDER = [
+    "C_Initialize", "C_GetSlotList", "C_OpenSession",
+    "C_FindObjectsInit", "C_FindObjects", "C_FindObjectsFinal", "C_GetAttributeValue",
+    "C_FindObjectsInit", "C_FindObjects", "C_FindObjectsFinal", "C_GetAttributeValue",
+    "C_GenerateRandom", "C_SignInit", "C_Sign", "C_CloseSession", "C_Finalize",
+]
+
 P11_PRELUDE = """\
 import pkcs11, json
 from pkcs11.constants import *

@@ -4,8 +4,8 @@
     p11bridge install-module --device /dev/ttyUSB0 [--name board]
                                                writes ~/.config/pkcs11/modules/board.module
 
-The provisioning CLI offers the same two commands (`p11tool serve`,
-`p11tool install-module`) through add_commands().
+The provisioning CLI offers the same two commands (`p11board serve`,
+`p11board install-module`) through add_commands().
 """
 
 from __future__ import annotations
@@ -15,30 +15,30 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 
-def add_commands(sub: argparse._SubParsersAction,
-                 wrap: Callable[[Callable[[argparse.Namespace], int]], Any] = lambda f: f) -> None:
-    """Add `serve` and `install-module` to a CLI's subcommands; `wrap` adapts the
-    command functions to that CLI's calling convention (stored as `func`)."""
-    p = sub.add_parser("serve", help="speak p11-kit's RPC protocol on stdin/stdout for the board "
-                       "(run by p11-kit-proxy.so from a module file)")
+AddCommand = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
+
+
+def add_commands(add: AddCommand) -> None:
+    """Add `serve` and `install-module` to a CLI: add(name, fn, help) makes the
+    subcommand's parser and stores fn (taking the parsed arguments) as its command."""
+    p = add("serve", cmd_serve, "speak p11-kit's RPC protocol on stdin/stdout for the board "
+            "(run by p11-kit-proxy.so from a module file)")
     _device_args(p)
-    p.set_defaults(func=wrap(cmd_serve))
-    p = sub.add_parser("install-module", help="write a p11-kit module file so every PKCS#11 "
-                       "program sees the board's token (through p11-kit-proxy.so)")
+    p = add("install-module", cmd_install_module, "write a p11-kit module file so every PKCS#11 "
+            "program sees the board's token (through p11-kit-proxy.so)")
     _device_args(p)
     p.add_argument("--name", default="micropython-token",
                    help="module name: ~/.config/pkcs11/modules/NAME.module (default %(default)s)")
     p.add_argument("--config-dir", default=None,
                    help="folder for the module file (default ~/.config/pkcs11/modules)")
     p.add_argument("--force", action="store_true", help="replace an existing module file")
-    p.set_defaults(func=wrap(cmd_install_module))
 
 
 def _device_args(p: argparse.ArgumentParser) -> None:
-    # `--device` may already exist on a parent parser (p11tool's global option)
+    # `--device` may already exist on a parent parser (p11board's board selection)
     if not any("--device" in a.option_strings for a in p._actions):
         p.add_argument("-d", "--device", default="auto",
                        help="the board's serial port (default: the only USB serial device)")
@@ -97,7 +97,7 @@ def module_text(command: list[str]) -> str:
 
 def serve_command(device: str, call_timeout: float, wait: float) -> list[str]:
     exe = Path(sys.argv[0]).absolute()
-    if exe.name in ("p11bridge", "p11tool") and exe.exists():
+    if exe.name in ("p11bridge", "p11board") and exe.exists():
         cmd = [str(exe)]
     else:
         cmd = [sys.executable, "-m", "p11bridge"]
@@ -136,7 +136,13 @@ def cmd_install_module(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="p11bridge", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    add_commands(sub)
+
+    def add(name: str, fn: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, description=help)
+        sp.set_defaults(func=fn)
+        return sp
+
+    add_commands(add)
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)
 

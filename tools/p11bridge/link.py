@@ -1,4 +1,4 @@
-"""The serial link to the board: one raw-REPL start of modules/p11bridge.py,
+"""The serial link to the board: one raw-REPL start of modules/p11bridge/p11bridge.py,
 then one binary frame per PKCS#11 call (tools/p11bridge/wire.py).
 
 Failures map to what the application should see:
@@ -94,7 +94,7 @@ class BoardLock:
 
 
 class Link:
-    """The board behind one serial port, serving modules/p11bridge.py."""
+    """The board behind one serial port, serving modules/p11bridge/p11bridge.py."""
 
     def __init__(self, device: str, *, timeout: float = 60.0, lock_wait: float = 10.0,
                  baudrate: int = 115200, log: Callable[[str], None] | None = None) -> None:

@@ -1,4 +1,4 @@
-"""The bridge's own frames on the board's serial line (see modules/p11bridge.py).
+"""The bridge's own frames on the board's serial line (see modules/p11bridge/p11bridge.py).
 
     host -> board   0xB1, u16 length, value (op, args, kw)
     board -> host   0xB2, u16 length, value (rv, result)
@@ -17,7 +17,7 @@ MAX_BODY = 0xFFFF
 STOP_OP = 0xFFFFFFFF
 TIME_OP = 0xFFFFFFFE     # the board's time for the last call, in µs
 
-# The board's op numbers: their order is modules/p11bridge.py's _OPS.
+# The board's op numbers: their order is modules/p11bridge/p11bridge.py's _OPS.
 OPS = ("C_Initialize", "C_Finalize", "C_GetInfo", "C_GetSlotList", "C_GetSlotInfo",
        "C_GetTokenInfo", "C_GetMechanismList", "C_GetMechanismInfo", "C_InitToken",
        "C_OpenSession", "C_CloseSession", "C_CloseAllSessions", "C_GetSessionInfo",

@@ -1,4 +1,5 @@
 # _pkcs11: the token's crypto core (CMake-based ports: esp32, on ESP-IDF's mbedTLS).
+# The TLS sign hook is its own module (../p11tls); this one builds without it.
 # Each C file has one job (see modpkcs11.h); add one line per file.
 add_library(usermod_pkcs11 INTERFACE)
 
@@ -52,13 +53,3 @@ target_include_directories(usermod_pkcs11 INTERFACE
 
 target_link_libraries(usermod INTERFACE usermod_pkcs11)
 
-# TLS client authentication through the token (tls_sign_hook.c, module _p11tls).
-# --undefined keeps the linker from skipping the file that holds the __wrap_
-# function (see ports/esp32/esp32_common.cmake for the same pattern).
-target_sources(usermod_pkcs11 INTERFACE
-    ${CMAKE_CURRENT_LIST_DIR}/tls_sign_hook.c
-)
-target_link_options(usermod_pkcs11 INTERFACE
-    -Wl,--undefined=__wrap_mbedtls_pk_sign_restartable
-    -Wl,--wrap=mbedtls_pk_sign_restartable
-)

@@ -1,4 +1,5 @@
-# _pkcs11: the token's crypto core (make-based ports: unix, qemu).
+# _pkcs11: the token's crypto core (make-based ports: unix, qemu). The TLS sign
+# hook is its own module (../p11tls); this one builds without it.
 # Each C file has one job (see modpkcs11.h); add one SRC line per file.
 PKCS11_MOD_DIR := $(USERMOD_DIR)
 
@@ -19,11 +20,6 @@ SRC_USERMOD_LIB_C += $(PKCS11_MOD_DIR)/p256m.c
 
 CFLAGS_USERMOD += -I$(PKCS11_MOD_DIR)
 CFLAGS_USERMOD += -I$(TOP)/lib/mbedtls/3rdparty/p256-m/p256-m
-
-# TLS client authentication through the token (tls_sign_hook.c, module _p11tls):
-# mbedTLS's CertificateVerify signature is routed to the token.
-SRC_USERMOD_C += $(PKCS11_MOD_DIR)/tls_sign_hook.c
-LDFLAGS_USERMOD += -Wl,--wrap=mbedtls_pk_sign_restartable
 
 else
 $(warning _pkcs11 left out: it needs MICROPY_SSL_MBEDTLS=1 (pkcs11 then uses its pure-Python backend))

@@ -174,14 +174,23 @@ static void dict_store(mp_obj_t dict, qstr key, mp_obj_t value) {
     mp_obj_dict_store(dict, MP_OBJ_NEW_QSTR(key), value);
 }
 
+// The curve of an EC key. mbedTLS 3.6 has accessors for the curve and the
+// public point (mbedtls_ecp_keypair_get_group_id, mbedtls_ecp_write_public_key);
+// ESP-IDF v5.2 ships mbedTLS 3.5.2, which has neither: the fields and
+// mbedtls_ecp_point_write_binary serve every 3.x.
+static mbedtls_ecp_group_id ec_group_id(const mbedtls_ecp_keypair *kp) {
+    return kp->MBEDTLS_PRIVATE(grp).id;
+}
+
 // The P-256 point of an EC key held by pk (ValueError for other curves).
 static void ec_point(mbedtls_pk_context *pk, uint8_t q[65], const char *what) {
     const mbedtls_ecp_keypair *kp = mbedtls_pk_ec(*pk);
-    if (mbedtls_ecp_keypair_get_group_id(kp) != MBEDTLS_ECP_DP_SECP256R1) {
+    if (ec_group_id(kp) != MBEDTLS_ECP_DP_SECP256R1) {
         mp_raise_msg_varg(&mp_type_ValueError, MP_ERROR_TEXT("%s: EC key is not on P-256 (the only curve supported)"), what);
     }
     size_t olen = 0;
-    int ret = mbedtls_ecp_write_public_key(kp, MBEDTLS_ECP_PF_UNCOMPRESSED, &olen, q, 65);
+    int ret = mbedtls_ecp_point_write_binary(&kp->MBEDTLS_PRIVATE(grp), &kp->MBEDTLS_PRIVATE(Q),
+        MBEDTLS_ECP_PF_UNCOMPRESSED, &olen, q, 65);
     if (ret != 0 || olen != 65) {
         pkcs11_raise_mbedtls(ret, "EC key: bad public point");
     }
@@ -197,7 +206,7 @@ static bool pk_is_ec(const mbedtls_pk_context *pk) {
 static mp_obj_t public_key_dict(parse_job_t *job, mbedtls_pk_context *pk, bool strict, const char *what) {
     bool ec = pk_is_ec(pk);
     if (!strict) {
-        if (!(ec && mbedtls_ecp_keypair_get_group_id(mbedtls_pk_ec(*pk)) == MBEDTLS_ECP_DP_SECP256R1)
+        if (!(ec && ec_group_id(mbedtls_pk_ec(*pk)) == MBEDTLS_ECP_DP_SECP256R1)
             && mbedtls_pk_get_type(pk) != MBEDTLS_PK_RSA) {
             return mp_const_none;
         }

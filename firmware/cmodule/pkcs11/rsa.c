@@ -11,8 +11,9 @@
 // (which wipes it) before anything can raise.
 //
 // Signing calls mbedtls_rsa_rsassa_pkcs1_v15_sign or mbedtls_rsa_private,
-// never mbedtls_rsa_pkcs1_sign: the TLS hook may wrap that symbol with
-// -Wl,--wrap, and the token's own signatures must not go through it.
+// never the mbedtls_pk_sign* functions: the TLS sign hook (../p11tls) wraps
+// mbedtls_pk_sign_restartable with -Wl,--wrap, and the token's own signatures
+// must not go through it.
 #include <string.h>
 
 #include "py/runtime.h"

@@ -1,0 +1,903 @@
+# mqtt: an MQTT 3.1.1 client for MicroPython, with AWS IoT Core's limits
+# enforced by default (mqtt.aws). One connection's protocol lives here;
+# mqtt.robust adds reconnect with backoff and restores subscriptions.
+#
+#   c = MQTTClient("my-thing", connect_fn, keepalive=60, callback=on_msg)
+#   c.set_last_will("t/status", b"offline", retain=False, qos=1)   # optional
+#   c.connect()                        -> session_present (bool)
+#   c.subscribe("a/b", qos=1)          -> granted QoS (list when given a list)
+#   c.publish("a/b", b"hi", qos=1)     -> packet id (QoS 1) or None
+#   c.wait_msg(timeout) / c.check_msg() -> (topic: bytes, msg: bytearray) or None
+#   c.unsubscribe("a/b"); c.ping(); c.pending(); c.disconnect()
+#
+# The rest is grouped in Options (credentials, clean session, timeouts,
+# sizes, log): MQTTClient(..., options=Options(ack_timeout=5, user="u")).
+#
+# Errors: MQTTLimitError (a ValueError) for anything AWS or MQTT would refuse,
+# raised before a byte is sent; MQTTConnectError (.rc) for a CONNACK refusal;
+# MQTTConnectionError (MQTTProtocolError, MQTTKeepAliveError) when the link is
+# lost, after which the socket is closed; MQTTTimeoutError when an ack is late
+# on a live link; MQTTSubscribeError (.topics) for SUBACK 0x80.
+# The callback runs inside the client's calls (publish waiting for PUBACK
+# included); it may publish but should not subscribe. Without a callback,
+# PUBLISHes that arrive while a call waits are queued for wait_msg(). After a
+# PUBLISH, .flags holds its fixed-header flags (DUP 8, QoS 2/4, RETAIN 1).
+#
+# The transport is either a connected stream (plain or TLS socket) or a callable
+# returning one (p11tls.opener()); only a callable allows a new connect(). The
+# client switches the stream to non-blocking and waits with select.poll,
+# because TLS sockets have no settimeout and a blocking read on a half-open
+# link would hang forever. Not thread-safe: use one client from one thread.
+
+from micropython import const
+import time
+from .aws import AWS_LIMITS, counted
+
+try:
+    import select
+except ImportError:  # boards without select: the client sleeps and retries
+    select = None
+
+_CONNECT = const(0x10)
+_CONNACK = const(0x20)
+_PUBLISH = const(0x30)
+_PUBACK = const(0x40)
+_SUBSCRIBE = const(0x82)
+_SUBACK = const(0x90)
+_UNSUBSCRIBE = const(0xA2)
+_UNSUBACK = const(0xB0)
+_PINGREQ = const(0xC0)
+_PINGRESP = const(0xD0)
+_DISCONNECT = const(0xE0)
+_MAX_REMAINING = const(268435455)
+_POLLIN = const(1)
+_POLLOUT = const(4)
+
+_CONNACK_TEXT = (
+    None,
+    "unacceptable protocol version",
+    "identifier rejected (client id refused by the broker)",
+    "server unavailable",
+    "bad user name or password",
+    "not authorized (check the certificate, its policy or the credentials)",
+)
+
+
+class MQTTError(Exception):
+    pass
+
+
+class MQTTConnectError(MQTTError):
+    # The broker answered CONNACK with a refusal; .rc is its return code.
+    def __init__(self, rc):
+        self.rc = rc
+        t = _CONNACK_TEXT[rc] if 0 < rc < 6 else "unknown return code"
+        super().__init__("connection refused by broker (CONNACK %d): %s" % (rc, t))
+
+
+class MQTTConnectionError(MQTTError):
+    # The link is gone (closed, I/O error, no answer in time); the socket is
+    # closed and connect() (mqtt.robust: reconnect()) may be used.
+    pass
+
+
+class MQTTProtocolError(MQTTConnectionError):
+    pass
+
+
+class MQTTKeepAliveError(MQTTConnectionError):
+    pass
+
+
+class MQTTTimeoutError(MQTTError):
+    # An acknowledgement did not come in time; the connection is still up.
+    pass
+
+
+class MQTTSubscribeError(MQTTError):
+    # SUBACK carried 0x80 for .topics (list of bytes).
+    def __init__(self, topics):
+        self.topics = topics
+        super().__init__("broker refused subscription to %s" % ", ".join(t.decode() for t in topics))
+
+
+class MQTTLimitError(ValueError):
+    pass
+
+
+def _utf8(s, what):
+    # MQTT strings must be well-formed UTF-8 without U+0000 or surrogates;
+    # MicroPython's own decoder accepts overlong forms and surrogates, so the
+    # bytes are checked here. A pure-ASCII str takes the short path.
+    if isinstance(s, str):
+        b = s.encode()
+        if len(b) == len(s):
+            if "\x00" in s:
+                raise MQTTLimitError(what + " contains U+0000")
+            return b
+    elif isinstance(s, (bytes, bytearray)):
+        b = bytes(s)
+    else:
+        raise TypeError(what + " must be str or bytes")
+    i = 0
+    n = len(b)
+    while i < n:
+        c = b[i]
+        if c < 0x80:
+            if c == 0:
+                raise MQTTLimitError(what + " contains U+0000")
+            i += 1
+            continue
+        lo = 0x80
+        hi = 0xBF
+        if 0xC2 <= c <= 0xDF:
+            k = 1
+        elif 0xE0 <= c <= 0xEF:
+            k = 2
+            if c == 0xE0:
+                lo = 0xA0
+            elif c == 0xED:
+                hi = 0x9F
+        elif 0xF0 <= c <= 0xF4:
+            k = 3
+            if c == 0xF0:
+                lo = 0x90
+            elif c == 0xF4:
+                hi = 0x8F
+        else:
+            k = 0
+        if k == 0 or i + k >= n or not lo <= b[i + 1] <= hi:
+            raise MQTTLimitError(what + " is not well-formed UTF-8")
+        j = i + 2
+        i += k + 1
+        while j < i:
+            if not 0x80 <= b[j] <= 0xBF:
+                raise MQTTLimitError(what + " is not well-formed UTF-8")
+            j += 1
+    return b
+
+
+def _why(e):
+    # An OSError as text: errno values by name ("ECONNREFUSED"), others as
+    # their message (p11tls.TLSError names the alert or the mbedTLS error).
+    a = e.args
+    if len(a) == 1 and isinstance(a[0], int) and a[0] > 0:
+        try:
+            from errno import errorcode
+            return "%s (%s)" % (errorcode[a[0]], type(e).__name__)
+        except (ImportError, KeyError):
+            pass
+    return str(e) or repr(e)
+
+
+class Options:
+    # Everything MQTTClient takes beyond its first five arguments. Defaults
+    # live on the class, so an instance holds only what was given:
+    # Options(ack_timeout=5, log=print).
+    clean_session = True
+    user = None  # str or bytes; a password needs a user name (MQTT 3.1.1)
+    password = None  # str or bytes
+    ack_timeout = 10  # s for CONNACK, SUBACK, UNSUBACK, PUBACK, PINGRESP
+    connect_timeout = 30  # s for all of connect(): transport, CONNECT, CONNACK
+    max_retries = 3  # DUP retransmissions of a QoS 1 publish() that waits
+    max_inflight = 4  # QoS 1 messages awaiting PUBACK at once
+    max_rx = 16384  # largest incoming payload kept (bigger: acked, counted in .dropped)
+    queue = 4  # PUBLISHes kept for wait_msg() when there is no callback
+    buf_size = 384  # scratch buffer for outgoing packets
+    log = None  # print-like function for connection events
+
+    def __init__(self, **kw):
+        for k in kw:
+            if k[0] == "_" or not hasattr(Options, k):
+                raise TypeError("unknown MQTT option %r" % k)
+            setattr(self, k, kw[k])
+
+
+class _Inflight:
+    # One QoS 1 publish awaiting PUBACK. The slots are made once and reused,
+    # so nothing is allocated per message. They hold references, not copies,
+    # of the caller's payload (don't mutate it until acknowledged). cap is
+    # the number of sends allowed while a blocking publish() waits on the
+    # slot; 0 means "retransmit until PUBACK".
+    __slots__ = ("pid", "topic", "msg", "retain", "sent", "resends", "cap")
+
+    def __init__(self):
+        self.pid = 0  # 0: free
+        self.topic = self.msg = None
+        self.retain = False
+        self.sent = 0  # ticks_ms of the last send
+        self.resends = 0
+        self.cap = 0
+
+    def free(self):
+        self.pid = 0
+        self.topic = self.msg = None
+
+
+class MQTTClient:
+    def __init__(self, client_id, transport, keepalive=60, callback=None, limits=AWS_LIMITS,
+                 options=None):
+        o = options or Options
+        lim = limits or {}
+        self._lim = lim
+        cid = _utf8(client_id, "client id")
+        if len(cid) > (lim.get("client_id") or 65535):
+            raise MQTTLimitError("client id is %d bytes; limit %d" % (len(cid), lim.get("client_id") or 65535))
+        if not cid and (limits is not None or not o.clean_session):
+            raise MQTTLimitError("client id must not be empty")
+        ka = lim.get("keepalive") or (0, 65535)
+        if not isinstance(keepalive, int) or not ka[0] <= keepalive <= ka[1]:
+            raise MQTTLimitError("keep-alive %r s is outside %d..%d s" % (keepalive, ka[0], ka[1]))
+        user = o.user
+        password = o.password
+        if password is not None and user is None:
+            raise ValueError("MQTT 3.1.1 allows a password only with a user name")
+        self._user = None if user is None else _utf8(user, "user name")
+        if isinstance(password, str):
+            password = password.encode()
+        if password is not None and len(password) > 65535:
+            raise ValueError("password longer than 65535 bytes")
+        self._pass = password
+        self.client_id = cid
+        self.keepalive = keepalive
+        self.clean_session = o.clean_session
+        self.cb = callback
+        self._transport = transport
+        self._tmo = int(o.ack_timeout * 1000)
+        self._ctmo = o.connect_timeout
+        self._cap = None  # while connecting: ticks_ms no read may pass
+        self._retries = o.max_retries
+        self._max_rx = o.max_rx
+        self._qmax = o.queue
+        self._log = o.log
+        self._will = None
+        # One scratch buffer for outgoing packets (header, topic and small
+        # payloads go out in a single write: one TLS record, no Nagle stall;
+        # bigger payloads are written from the caller's buffer, not copied)
+        # and a 2-byte one for incoming header bytes and packet ids.
+        self._buf = bytearray(max(o.buf_size, 16))
+        self._bmv = memoryview(self._buf)
+        self._n = 0
+        self._h = bytearray(2)
+        mv = memoryview(self._h)
+        self._h1 = mv[:1]
+        self._h2 = mv
+        self._slots = [_Inflight() for _ in range(max(1, o.max_inflight))]
+        self._q = []
+        self._pid = 0
+        self._sock = None
+        self._poll = None
+        self._last_connect = None
+        self._ping_at = None
+        self._msg = None
+        self._want = 0
+        self._codes = b""
+        self._ka_ms = 0
+        self._tx = self._rx = 0
+        self.connected = False
+        self.dropped = 0
+        self.flags = 0
+
+    # ---- validation (everything is checked before a byte is written) ----
+
+    def _topic(self, topic, is_filter):
+        b = _utf8(topic, "topic filter" if is_filter else "topic")
+        if not b:
+            raise MQTTLimitError("empty topic")
+        lim = self._lim
+        body = counted(b) if lim else b
+        m = lim.get("topic") or 65535
+        if len(body) > m:
+            raise MQTTLimitError("topic is %d bytes; limit %d" % (len(body), m))
+        m = lim.get("slashes")
+        if m is not None and body.count(b"/") > m:
+            raise MQTTLimitError("topic has %d slashes; limit %d" % (body.count(b"/"), m))
+        if is_filter:
+            n = len(b)
+            i = b.find(b"#")
+            if i >= 0 and (i != n - 1 or (i and b[i - 1] != 0x2F)):
+                raise ValueError("'#' must be the last level of a topic filter, alone")
+            i = b.find(b"+")
+            while i >= 0:
+                if (i and b[i - 1] != 0x2F) or (i + 1 < n and b[i + 1] != 0x2F):
+                    raise ValueError("'+' must fill a whole topic filter level")
+                i = b.find(b"+", i + 1)
+        elif b.find(b"#") >= 0 or b.find(b"+") >= 0:
+            raise ValueError("wildcards '+' and '#' are not allowed in a topic name")
+        return b
+
+    def _payload(self, msg, qos, limit=_MAX_REMAINING):
+        if isinstance(msg, str):
+            msg = msg.encode()
+        if qos not in (0, 1):
+            raise MQTTLimitError("QoS %r not supported (0 or 1; AWS IoT Core has no QoS 2)" % (qos,))
+        m = self._lim.get("payload") or limit
+        if m > limit:
+            m = limit
+        if len(msg) > m:
+            raise MQTTLimitError("payload is %d bytes; limit %d" % (len(msg), m))
+        return msg
+
+    def set_last_will(self, topic, msg, retain=False, qos=0):
+        t = self._topic(topic, False)
+        self._will = (t, self._payload(msg, qos, 65535), retain, qos)
+
+    # ---- output ----
+
+    def _write(self, data):
+        # Every byte leaves through here: an OSError or a stalled write means
+        # the link is unusable, so it is closed and reported one way.
+        sock = self._sock
+        if sock is None:
+            raise MQTTConnectionError("not connected")
+        n = len(data)
+        try:
+            w = sock.write(data)
+            self._tx = time.ticks_ms()
+            if w == n:
+                return
+            mv = memoryview(data)
+            off = w or 0
+            end = time.ticks_add(time.ticks_ms(), self._tmo)
+            while off < n:
+                if w is None or w == 0:
+                    if time.ticks_diff(end, time.ticks_ms()) <= 0:
+                        self._fail(MQTTConnectionError("write timed out: the broker is not reading"))
+                    self._wait(_POLLOUT, 50)
+                w = sock.write(mv[off:])
+                if w:
+                    off += w
+                    self._tx = time.ticks_ms()
+        except OSError as e:
+            self._fail(MQTTConnectionError("connection lost: " + _why(e)))
+
+    def _put(self, data):
+        n = len(data)
+        p = self._n
+        if p + n > len(self._buf):
+            self._flush()
+            if n > len(self._buf):
+                self._write(data)
+                return
+            p = 0
+        self._buf[p:p + n] = data
+        self._n = p + n
+
+    def _put16(self, v):
+        if self._n + 2 > len(self._buf):
+            self._flush()
+        p = self._n
+        self._buf[p] = v >> 8
+        self._buf[p + 1] = v & 0xFF
+        self._n = p + 2
+
+    def _start(self, b0, rem):
+        # Fixed header: type/flags, then the remaining length in 1..4 bytes.
+        if rem > _MAX_REMAINING:
+            raise MQTTLimitError("packet of %d bytes exceeds MQTT's maximum" % rem)
+        buf = self._buf
+        buf[0] = b0
+        i = 1
+        while True:
+            d = rem & 0x7F
+            rem >>= 7
+            buf[i] = d | 0x80 if rem else d
+            i += 1
+            if not rem:
+                break
+        self._n = i
+
+    def _flush(self):
+        if self._n:
+            n = self._n
+            self._n = 0
+            self._write(self._bmv[:n])
+
+    def _send2(self, b0, pid):
+        self._start(b0, 2)
+        self._put16(pid)
+        self._flush()
+
+    def _fail(self, exc):
+        self.close()
+        raise exc
+
+    # ---- input ----
+
+    def _wait(self, ev, ms):
+        if self._poll is None:
+            time.sleep_ms(min(ms, 10))
+            return
+        if ev == _POLLIN:
+            self._poll.ipoll(ms)
+        else:
+            self._poll.modify(self._sock, ev)
+            self._poll.ipoll(ms)
+            self._poll.modify(self._sock, _POLLIN)
+
+    def _read(self, mv, end):
+        # Fill mv completely; the peer has until `end` (ticks_ms) to send it.
+        sock = self._sock
+        off = 0
+        n = len(mv)
+        while off < n:
+            r = sock.readinto(mv[off:] if off else mv)
+            if r is None:
+                left = time.ticks_diff(end, time.ticks_ms())
+                if left <= 0:
+                    raise MQTTConnectionError("broker sent an incomplete packet")
+                self._wait(_POLLIN, left)
+            elif r == 0:
+                raise MQTTConnectionError("connection closed by broker")
+            else:
+                off += r
+
+    def _read16(self, end):
+        self._read(self._h2, end)
+        return self._h[0] << 8 | self._h[1]
+
+    def _step(self, wait_ms):
+        # Housekeeping, then handle at most one incoming packet arriving
+        # within wait_ms. Returns the packet type, or None.
+        if self._sock is None:
+            raise MQTTConnectionError("not connected")
+        self._tick()
+        due = self._due()
+        if wait_ms is None or due < wait_ms:
+            wait_ms = due
+        try:
+            try:
+                return self._packet(wait_ms)
+            except OSError as e:
+                raise MQTTConnectionError("connection lost: " + _why(e))
+        except MQTTConnectionError:
+            self.close()
+            raise
+
+    def _packet(self, wait_ms):
+        sock = self._sock
+        h = self._h
+        r = sock.readinto(self._h1)
+        if r is None:
+            self._wait(_POLLIN, wait_ms)
+            r = sock.readinto(self._h1)
+            if r is None:
+                return None
+        if r == 0:
+            raise MQTTConnectionError("connection closed by broker")
+        now = time.ticks_ms()
+        self._rx = now
+        b0 = h[0]
+        end = self._end(now)
+        rem = 0
+        shift = 0
+        while True:
+            self._read(self._h1, end)
+            rem |= (h[0] & 0x7F) << shift
+            if not h[0] & 0x80:
+                break
+            shift += 7
+            if shift > 21:
+                raise MQTTProtocolError("malformed remaining length")
+        t = b0 & 0xF0
+        if t == _PUBLISH:
+            self._recv_publish(b0, rem, end)
+        elif t in (_PUBACK, _UNSUBACK, _CONNACK) or b0 == _PINGRESP:
+            if rem != (0 if t == _PINGRESP else 2):
+                raise MQTTProtocolError("bad length %d for packet 0x%02x" % (rem, b0))
+            if t == _PINGRESP:
+                self._ping_at = None
+            elif t == _CONNACK:
+                if self._want != -1:
+                    raise MQTTProtocolError("unexpected CONNACK")
+                self._read(self._h2, end)
+                self._codes = bytes(self._h)
+                self._want = 0
+            else:
+                pid = self._read16(end)
+                if t == _PUBACK:
+                    for s in self._slots:
+                        if s.pid == pid:
+                            s.free()
+                elif pid == self._want:
+                    self._want = 0
+        elif t == _SUBACK and rem > 2:
+            pid = self._read16(end)
+            codes = bytearray(rem - 2)
+            self._read(memoryview(codes), end)
+            if pid == self._want:
+                self._codes = codes
+                self._want = 0
+        else:
+            raise MQTTProtocolError("unexpected packet 0x%02x from broker" % b0)
+        return t
+
+    def _recv_publish(self, b0, rem, end):
+        qos = (b0 >> 1) & 3
+        if qos > 1:
+            raise MQTTProtocolError("broker sent QoS %d" % qos)
+        tl = self._read16(end)
+        left = rem - 2 - tl - (2 if qos else 0)
+        if left < 0 or tl > self._max_rx:
+            raise MQTTProtocolError("malformed PUBLISH")
+        topic = bytearray(tl)
+        self._read(memoryview(topic), end)
+        pid = self._read16(end) if qos else 0
+        if left > self._max_rx:
+            # Too big for this device: drain it through the scratch buffer so
+            # the stream stays in step, acknowledge, and count it as dropped.
+            while left:
+                k = min(left, len(self._buf))
+                self._read(self._bmv[:k], end)
+                left -= k
+            msg = None
+            self.dropped += 1
+        else:
+            msg = bytearray(left)
+            self._read(memoryview(msg), end)
+        if qos:
+            self._send2(_PUBACK, pid)
+        self.flags = b0 & 0x0F
+        if msg is not None:
+            self._msg = (bytes(topic), msg)
+
+    def _tick(self):
+        # Nothing but CONNECT may precede CONNACK: no pings or retransmits.
+        if not self.connected:
+            return
+        now = time.ticks_ms()
+        if self._ping_at is not None:
+            if time.ticks_diff(now, self._ping_at) >= self._tmo:
+                self._fail(MQTTKeepAliveError("no PINGRESP within %d ms: link considered dead" % self._tmo))
+        elif self._ka_ms and max(time.ticks_diff(now, self._tx), time.ticks_diff(now, self._rx)) >= self._ka_ms:
+            self.ping()
+        for s in self._slots:
+            if s.pid and time.ticks_diff(now, s.sent) >= self._tmo and not (s.cap and s.resends >= s.cap - 1):
+                s.resends += 1
+                self._log and self._log("no PUBACK for %d: retransmitting (DUP)" % s.pid)
+                self._send_slot(s, True)
+
+    def _due(self):
+        # ms until _tick has work: a ping, a PINGRESP deadline or a retransmit.
+        if not self.connected:
+            return 1000
+        now = time.ticks_ms()
+        if self._ping_at is not None:
+            d = self._tmo - time.ticks_diff(now, self._ping_at)
+        elif self._ka_ms:
+            d = self._ka_ms - max(time.ticks_diff(now, self._tx), time.ticks_diff(now, self._rx))
+        else:
+            d = 1000
+        for s in self._slots:
+            if s.pid:
+                d = min(d, self._tmo - time.ticks_diff(now, s.sent))
+        return max(0, min(d, 1000))
+
+    def _take(self):
+        m = self._msg
+        self._msg = None
+        if self.cb:
+            self.cb(m[0], m[1])
+        return m
+
+    def _end(self, now):
+        end = time.ticks_add(now, self._tmo)
+        cap = self._cap
+        return cap if cap is not None and time.ticks_diff(cap, end) < 0 else end
+
+    def _await(self, want):
+        # Block until the reply to `want` (a packet id, or -1 for CONNACK),
+        # handing any PUBLISH that arrives meanwhile to the callback or queue.
+        self._want = want
+        end = self._end(time.ticks_ms())
+        while self._want:
+            left = time.ticks_diff(end, time.ticks_ms())
+            if left <= 0:
+                self._want = 0
+                return False
+            self._pump(left)
+        return True
+
+    # ---- connection ----
+
+    def _open(self):
+        t = self._transport
+        sock = t() if callable(t) and not hasattr(t, "write") else t
+        self._sock = sock
+        try:
+            sock.setblocking(False)
+        except AttributeError:
+            pass
+        try:
+            self._poll = select.poll()
+            self._poll.register(sock, _POLLIN)
+        except (AttributeError, TypeError, OSError, ValueError):
+            # Not pollable (e.g. a Python stream object): sleep and retry.
+            self._poll = None
+
+    def connect(self):
+        # Opens the transport, sends CONNECT, waits for CONNACK, then re-sends
+        # unacknowledged QoS 1 messages (they survive a lost link).
+        if self._sock is not None:
+            self.close()
+        self._msg = None
+        self._want = 0
+        self._ping_at = None
+        iv = self._lim.get("connect_interval")
+        if iv and self._last_connect is not None:
+            d = iv - time.ticks_diff(time.ticks_ms(), self._last_connect)
+            if d > 0:
+                time.sleep_ms(d)
+        t0 = time.ticks_ms()
+        late = "connect did not complete within %s s" % self._ctmo
+        try:
+            self._open()
+        except OSError as e:
+            self.close()
+            raise MQTTConnectionError("cannot open transport: " + _why(e))
+        self._cap = cap = time.ticks_add(t0, int(self._ctmo * 1000))
+        if time.ticks_diff(cap, time.ticks_ms()) <= 0:
+            self._fail(MQTTConnectionError(late))
+        # Only a CONNECT that reaches the broker counts towards AWS's rate.
+        self._last_connect = time.ticks_ms()
+        self._ka_ms = self.keepalive * 750
+        self._tx = self._rx = time.ticks_ms()
+        w = self._will
+        u = self._user
+        pw = self._pass
+        cid = self.client_id
+        rem = 10 + 2 + len(cid)
+        flags = 0x02 if self.clean_session else 0
+        if w:
+            rem += 4 + len(w[0]) + len(w[1])
+            flags |= 0x04 | (w[3] << 3) | (0x20 if w[2] else 0)
+        if u is not None:
+            rem += 2 + len(u)
+            flags |= 0x80
+        if pw is not None:
+            rem += 2 + len(pw)
+            flags |= 0x40
+        self._start(_CONNECT, rem)
+        self._put(b"\x00\x04MQTT\x04")
+        self._buf[self._n] = flags
+        self._n += 1
+        self._put16(self.keepalive)
+        for f in ((cid, w[0], w[1]) if w else (cid,)) + ((u,) if u is not None else ()) + ((pw,) if pw is not None else ()):
+            self._put16(len(f))
+            self._put(f)
+        self._flush()
+        try:
+            ok = self._await(-1)
+        except MQTTConnectionError:
+            if time.ticks_diff(cap, time.ticks_ms()) > 0:
+                raise
+            ok = False
+        self._cap = None
+        if not ok:
+            self._fail(MQTTConnectionError(
+                late if time.ticks_diff(cap, time.ticks_ms()) <= 0 else "no CONNACK within %d ms" % self._tmo))
+        rc = self._codes[1]
+        if rc:
+            self.close()
+            raise MQTTConnectError(rc)
+        present = bool(self._codes[0] & 1)
+        self.connected = True
+        self._log and self._log("connected (session present: %d)" % present)
+        for s in self._slots:
+            if s.pid:
+                s.resends = 0
+                # Same session: a redelivery (DUP). New session: a new message.
+                self._send_slot(s, not self.clean_session)
+        return present
+
+    def close(self):
+        # Drop the link without DISCONNECT (the broker then sends the will).
+        s = self._sock
+        self._sock = None
+        self._poll = None
+        self._cap = None
+        self.connected = False
+        if s is not None:
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def disconnect(self):
+        if self._sock is not None:
+            try:
+                self._start(_DISCONNECT, 0)
+                self._flush()
+            except MQTTConnectionError:
+                pass
+        self.close()
+
+    def ping(self):
+        if self._sock is None:
+            raise MQTTConnectionError("not connected")
+        self._start(_PINGREQ, 0)
+        self._flush()
+        self._ping_at = time.ticks_ms()
+        self._log and self._log("PINGREQ")
+
+    # ---- publish ----
+
+    def _new_pid(self):
+        while True:
+            self._pid = self._pid % 65535 + 1
+            for s in self._slots:
+                if s.pid == self._pid:
+                    break
+            else:
+                return self._pid
+
+    def _send_publish(self, t, msg, retain, qos, pid, dup):
+        self._start(_PUBLISH | (8 if dup else 0) | (qos << 1) | (1 if retain else 0),
+                    2 + len(t) + (2 if qos else 0) + len(msg))
+        self._put16(len(t))
+        self._put(t)
+        if qos:
+            self._put16(pid)
+        self._put(msg)
+        self._flush()
+
+    def _send_slot(self, s, dup):
+        s.sent = time.ticks_ms()
+        self._send_publish(s.topic, s.msg, s.retain, 1, s.pid, dup)
+
+    def publish(self, topic, msg, retain=False, qos=0, wait=True):
+        # QoS 1 with wait=True returns once PUBACK arrives, retransmitting
+        # with DUP every ack_timeout, max_retries times, then raises
+        # MQTTTimeoutError. With wait=False it returns the packet id at once;
+        # check_msg()/wait_msg() go on retransmitting until PUBACK (see
+        # pending()). After MQTTConnectionError the message stays queued and
+        # connect()/reconnect() send it again: do not publish it twice.
+        t = self._topic(topic, False)
+        msg = self._payload(msg, qos)
+        if self._sock is None:
+            raise MQTTConnectionError("not connected")
+        if not qos:
+            self._send_publish(t, msg, retain, 0, 0, False)
+            return None
+        s = self._free_slot()
+        pid = self._new_pid()
+        s.pid = pid
+        s.topic = t
+        s.msg = msg
+        s.retain = retain
+        s.resends = 0
+        s.cap = self._retries + 1 if wait else 0
+        try:
+            self._send_slot(s, False)
+            while wait and s.pid == pid:
+                if s.resends >= s.cap - 1 and time.ticks_diff(time.ticks_ms(), s.sent) >= self._tmo:
+                    s.free()
+                    raise MQTTTimeoutError("no PUBACK for packet %d after %d retransmissions" % (pid, self._retries))
+                self._pump(None)
+        finally:
+            # Left queued by an error: retransmit it until acknowledged.
+            s.cap = 0
+        return pid
+
+    def _free_slot(self):
+        end = time.ticks_add(time.ticks_ms(), self._tmo * (self._retries + 1))
+        while True:
+            for s in self._slots:
+                if not s.pid:
+                    return s
+            if time.ticks_diff(end, time.ticks_ms()) <= 0:
+                raise MQTTTimeoutError("%d QoS 1 messages still unacknowledged" % len(self._slots))
+            self._pump(None)
+
+    def _pump(self, wait_ms):
+        # One step while waiting for something else: a PUBLISH goes to the
+        # callback, else to the bounded queue that wait_msg() empties first.
+        if self._step(wait_ms) == _PUBLISH and self._msg:
+            if self.cb:
+                self._take()
+            elif len(self._q) < self._qmax:
+                self._q.append(self._msg)
+                self._msg = None
+            else:
+                self.dropped += 1
+                self._msg = None
+
+    def pending(self):
+        # Packet ids of QoS 1 messages not yet acknowledged.
+        return [s.pid for s in self._slots if s.pid]
+
+    # ---- subscribe ----
+
+    def _subscribe(self, items):
+        pid = self._new_pid()
+        rem = 2
+        for t, q in items:
+            rem += 3 + len(t)
+        self._start(_SUBSCRIBE, rem)
+        self._put16(pid)
+        for t, q in items:
+            self._put16(len(t))
+            self._put(t)
+            self._put(b"\x01" if q else b"\x00")
+        self._flush()
+        if not self._await(pid):
+            raise MQTTTimeoutError("no SUBACK within %d ms" % self._tmo)
+        codes = self._codes
+        if len(codes) != len(items):
+            self._fail(MQTTProtocolError("SUBACK has %d codes for %d topics" % (len(codes), len(items))))
+        return codes
+
+    def subscribe(self, topic, qos=0):
+        # topic: one filter, or a list of (filter, qos) sent in one SUBSCRIBE.
+        one = isinstance(topic, (str, bytes, bytearray))
+        items = [(topic, qos)] if one else topic
+        m = self._lim.get("topics_per_subscribe")
+        if not items or (m and len(items) > m):
+            raise MQTTLimitError("%d topics in one SUBSCRIBE; allowed 1..%d" % (len(items), m or 65535))
+        enc = []
+        for t in items:
+            t, q = (t, qos) if isinstance(t, (str, bytes, bytearray)) else t
+            if q not in (0, 1):
+                raise MQTTLimitError("QoS %r not supported (0 or 1; AWS IoT Core has no QoS 2)" % (q,))
+            enc.append((self._topic(t, True), q))
+        if self._sock is None:
+            raise MQTTConnectionError("not connected")
+        codes = self._subscribe(enc)
+        self._subscribed(enc, codes)
+        bad = [enc[i][0] for i in range(len(enc)) if codes[i] == 0x80]
+        if bad:
+            raise MQTTSubscribeError(bad)
+        return codes[0] if one else list(codes)
+
+    def unsubscribe(self, topic):
+        items = [topic] if isinstance(topic, (str, bytes, bytearray)) else topic
+        m = self._lim.get("topics_per_subscribe")
+        if not items or (m and len(items) > m):
+            raise MQTTLimitError("%d topics in one UNSUBSCRIBE; allowed 1..%d" % (len(items), m or 65535))
+        enc = [self._topic(t, True) for t in items]
+        if self._sock is None:
+            raise MQTTConnectionError("not connected")
+        pid = self._new_pid()
+        self._start(_UNSUBSCRIBE, 2 + sum(2 + len(t) for t in enc))
+        self._put16(pid)
+        for t in enc:
+            self._put16(len(t))
+            self._put(t)
+        self._flush()
+        self._unsubscribed(enc)
+        if not self._await(pid):
+            raise MQTTTimeoutError("no UNSUBACK within %d ms" % self._tmo)
+
+    def _subscribed(self, items, codes):
+        # items: [(filter bytes, qos)]; codes: the SUBACK's. mqtt.robust keeps
+        # the granted ones to restore them after a reconnect.
+        pass
+
+    def _unsubscribed(self, filters):
+        pass
+
+    # ---- receive ----
+
+    def wait_msg(self, timeout=None):
+        # Wait for one PUBLISH (seconds; None = forever), pinging as needed.
+        # Returns (topic, msg) after calling the callback, or None on timeout.
+        if self._q:
+            return self._deliver_queued()
+        end = None if timeout is None else time.ticks_add(time.ticks_ms(), int(timeout * 1000))
+        while True:
+            left = None if end is None else time.ticks_diff(end, time.ticks_ms())
+            if left is not None and left < 0:
+                left = 0
+            if self._step(left) == _PUBLISH and self._msg:
+                return self._take()
+            if left == 0:
+                return None
+
+    def check_msg(self):
+        # Non-blocking: housekeeping plus whatever is already received, up to
+        # the first PUBLISH. Loop while it returns a message to drain all.
+        return self.wait_msg(0)
+
+    def _deliver_queued(self):
+        self._msg = self._q.pop(0)
+        return self._take()

@@ -1,0 +1,222 @@
+"""p11board: provision the MicroPython PKCS#11 token over the REPL (mpremote).
+
+Every command connects, runs one or two small scripts on the board (see
+p11board.device) and disconnects. Private keys never come back: no script
+reads a secret attribute, and no command has a way to ask for one.
+
+This module: the command line (options, subcommands), main() and the mapping of
+failures to exit codes (p11board.errors.Exit). The commands are in
+p11board.commands, their output in p11board.show.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from typing import Any, Callable
+
+from p11bridge.cli import add_commands as add_bridge_commands
+
+from . import __version__, commands, device, names, show
+from .connection import DeviceFailure
+from .errors import EXIT_HELP, Exit, ToolError, ckr_sentence
+from .show import PROG, UI
+
+PIN_ENV = "P11BOARD_PIN"
+
+# -- connection options ------------------------------------------------------------------
+
+CONNECTION_DEFAULTS: dict[str, Any] = {
+    "device": "auto", "unix": False, "qemu": False, "firmware": None, "token_dir": None,
+    "elf": None, "flash": None, "pin": None, "timeout": 60.0, "json": False, "quiet": False,
+}
+
+
+def _common_options() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    S = argparse.SUPPRESS
+    g = p.add_argument_group("board selection (like mpremote)")
+    g.add_argument("-d", "--device", default=S, metavar="PORT",
+                   help="serial port (/dev/ttyUSB0, port:/dev/ttyACM0) or 'auto' (default: the "
+                        "first USB serial device, as mpremote picks it)")
+    g.add_argument("--unix", action="store_true", default=S,
+                   help="run this repository's unix firmware on a pty (needs socat)")
+    g.add_argument("--firmware", default=S, metavar="PATH",
+                   help="unix firmware binary (default: $BUILD/unix/micropython)")
+    g.add_argument("--token-dir", default=S, metavar="DIR",
+                   help="with --unix: the token directory (PKCS11_TOKEN_DIR; default: the "
+                        "firmware's own, ~/.micropython/pkcs11-token)")
+    g.add_argument("--qemu", action="store_true", default=S,
+                   help="run this repository's qemu board (p11lab.qemu)")
+    g.add_argument("--elf", default=S, metavar="PATH",
+                   help="qemu firmware (default: $BUILD/qemu/firmware.elf)")
+    g.add_argument("--flash", default=S, metavar="IMAGE",
+                   help="with --qemu: persistent flash image (default: $BUILD/p11board-qemu/flash.img)")
+    o = p.add_argument_group("common options")
+    o.add_argument("--pin", default=S,
+                   help="user PIN, when the token has one (or env P11BOARD_PIN; '-' asks)")
+    o.add_argument("--timeout", type=float, default=S, metavar="SECONDS",
+                   help="longest silence from the board before giving up (default 60)")
+    o.add_argument("--json", action="store_true", default=S, help="JSON output (info, list, show)")
+    o.add_argument("-q", "--quiet", action="store_true", default=S, help="no progress messages")
+    return p
+
+
+def _fill_defaults(args: argparse.Namespace) -> None:
+    for k, v in CONNECTION_DEFAULTS.items():
+        if not hasattr(args, k):
+            setattr(args, k, v)
+    if args.pin is None:
+        args.pin = os.environ.get(PIN_ENV) or None
+    if args.pin == "-":
+        args.pin = getpass.getpass("user PIN: ")
+    if args.unix and args.qemu:
+        raise ToolError(Exit.USAGE, "--unix and --qemu exclude each other")
+    if (args.unix or args.qemu) and args.device != "auto":
+        raise ToolError(Exit.USAGE, "--device cannot be combined with --unix or --qemu")
+
+
+# -- the parser -----------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common_options()
+    p = argparse.ArgumentParser(
+        prog=PROG, parents=[common],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Provision the PKCS#11 token of this MicroPython firmware over the REPL: "
+                    "import or generate keys, make CSRs for AWS IoT, manage certificates, PINs "
+                    "and the client configuration. Private keys never leave the board.",
+        epilog=EXIT_HELP + "\n\nSee docs/aws-iot-walkthrough.md for the AWS IoT steps.")
+    p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name: str, fn: Callable[[argparse.Namespace, UI], int], help: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, parents=[common], help=help, description=help)
+        sp.set_defaults(func=fn)
+        return sp
+
+    add("info", commands.info, "token, slot, mechanisms, free space, board and configuration")
+    add("list", commands.list_objects, "objects: class, label, key type, size, id (never secrets)")
+
+    sp = add("show", commands.show_objects, "public attributes of the objects labelled LABEL "
+             "(certificates decoded: subject, issuer, validity, SHA-256 fingerprint)")
+    sp.add_argument("label", metavar="LABEL")
+    sp.add_argument("--class", dest="cls", choices=list(names.CKO_BY_NAME), help="only this class")
+
+    sp = add("import-key", commands.import_key, "store a private key from a PEM/DER file (EC P-256 or "
+             "RSA-2048; PKCS#8, SEC1, PKCS#1); it is sent once and never comes back")
+    sp.add_argument("file", metavar="FILE.pem")
+    sp.add_argument("--label", default=names.DEFAULT_KEY_LABEL, help=f"default {names.DEFAULT_KEY_LABEL!r}")
+    sp.add_argument("--public-label", help=f"label of the public key object stored with it "
+                    f"(default {names.DEFAULT_PUB_LABEL!r} for the default key label, else the key's label)")
+    sp.add_argument("--no-public", action="store_true", help="do not store the public key object")
+    sp.add_argument("--id", help="CKA_ID in hex (default: SHA-1 of the public key)")
+    sp.add_argument("--replace", action="store_true", help="replace objects with the same labels")
+
+    for name, fn, label, what in (("import-cert", commands.import_cert, names.DEFAULT_CERT_LABEL, "the device certificate"),
+                                  ("import-ca", commands.import_ca, names.DEFAULT_CA_LABEL, "a root CA certificate")):
+        sp = add(name, fn, f"store {what} from a PEM/DER file (label {label!r})")
+        sp.add_argument("file", metavar="FILE.pem")
+        sp.add_argument("--label", help=f"default {label!r}")
+        sp.add_argument("--id", help="CKA_ID in hex (default: SHA-1 of the certificate's public key)")
+        sp.add_argument("--replace", action="store_true", help="replace a certificate with the same label")
+
+    sp = add("generate-key", commands.generate_key, "generate an EC P-256 key pair inside the token "
+             "(prints the public key)")
+    sp.add_argument("--label", default=names.DEFAULT_KEY_LABEL, help=f"default {names.DEFAULT_KEY_LABEL!r}")
+    sp.add_argument("--public-label", help=f"default {names.DEFAULT_PUB_LABEL!r} for the default key label")
+    sp.add_argument("--id", help="CKA_ID in hex (default: SHA-1 of the public key)")
+    sp.add_argument("--replace", action="store_true", help="replace keys with the same labels")
+
+    sp = add("csr", commands.csr, "a PKCS#10 request built on the board and signed by the token's key, "
+             "for aws iot create-certificate-from-csr")
+    sp.add_argument("--subject", required=True, help='e.g. "CN=my-thing" or "CN=my-thing,O=Example"')
+    sp.add_argument("--label", default=names.DEFAULT_KEY_LABEL, help=f"the private key (default {names.DEFAULT_KEY_LABEL!r})")
+    sp.add_argument("--out", default="-", metavar="FILE", help="where to write the PEM (default: stdout)")
+
+    sp = add("destroy", commands.destroy, "destroy the objects labelled LABEL (asks first)")
+    sp.add_argument("label", metavar="LABEL")
+    sp.add_argument("--class", dest="cls", choices=list(names.CKO_BY_NAME), help="only this class")
+    sp.add_argument("-y", "--yes", action="store_true", help="do not ask")
+
+    sp = add("set-pin", commands.set_pin, "set or change the user PIN (or the SO PIN with --so); "
+             "asks for the PINs unless given")
+    sp.add_argument("--so", action="store_true", help="change the security officer's PIN")
+    sp.add_argument("--old-pin", help="current PIN ('' when the token has no user PIN yet)")
+    sp.add_argument("--new-pin", help="new PIN")
+
+    sp = add("init-token", commands.init_token, "erase the token and set its label and SO PIN (asks first)")
+    sp.add_argument("--label", default="MicroPython token", help="token label")
+    sp.add_argument("--so-pin", help="SO PIN (the current one when the token has one)")
+    sp.add_argument("--user-pin", help="also set this user PIN")
+    sp.add_argument("-y", "--yes", action="store_true", help="do not ask")
+
+    sp = add("config", commands.config, "show or set the AWS IoT client configuration stored on the "
+             f"board ({device.CONFIG_FILE} in the token directory)")
+    sp.add_argument("--endpoint", help="<prefix>-ats.iot.<region>.amazonaws.com")
+    sp.add_argument("--thing-name", help="the AWS IoT thing name (the MQTT client id)")
+    sp.add_argument("--port", type=int, help="MQTT port (default 8883)")
+
+    # serve, install-module: the board as a PKCS#11 token of every host program (p11bridge)
+    add_bridge_commands(lambda name, fn, help: add(name, _serial_board(fn), help))
+    return p
+
+
+def _serial_board(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace, UI], int]:
+    """A p11bridge command as a p11board command: it talks to a serial port itself."""
+    def run(args: argparse.Namespace, ui: UI) -> int:
+        if args.unix or args.qemu:
+            raise ToolError(Exit.USAGE, "serve and install-module take a serial port (--device): "
+                            "give the unix firmware's or the qemu board's pty")
+        return fn(args)
+    return run
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    if not getattr(args, "command", None):
+        parser.print_help(sys.stderr)
+        return Exit.USAGE
+    ui = UI(quiet=False, as_json=False)
+    try:
+        _fill_defaults(args)
+        ui = UI(quiet=args.quiet, as_json=args.json)
+        return int(args.func(args, ui))
+    except ToolError as e:
+        show.error(str(e))
+        return int(e.code)
+    except DeviceFailure as e:
+        return int(_report_device_failure(e))
+    except KeyboardInterrupt:
+        show.error("interrupted")
+        return int(Exit.ABORTED)
+
+
+def _report_device_failure(e: DeviceFailure) -> Exit:
+    if e.rv is not None:
+        sentence = ckr_sentence(e.rv)
+        show.error(f"token error: {e.text}" + (f" -- {sentence}" if sentence else ""))
+        return Exit.TOKEN
+    if e.kind == "ImportError":
+        show.error(f"the board's firmware lacks a module this tool needs ({e.text}): "
+                   "flash this project's firmware")
+        return Exit.DEVICE
+    if e.kind == "MemoryError":
+        show.error("the board ran out of memory; reset it and try again")
+        return Exit.DEVICE
+    if e.kind in ("ValueError", "NoSuchKey", "MultipleObjectsReturned"):
+        show.error(f"the board refused: {e.text}")
+        return Exit.DEVICE
+    show.error(f"the board reported {e.kind}: {e.text}")
+    return Exit.DEVICE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,334 @@
+"""One function per subcommand: check the arguments, run the device scripts
+(p11board.device) over a connection (p11board.connection), hand the answers to
+p11board.show. Each returns an exit code or raises ToolError / DeviceFailure
+(p11board.cli turns those into messages and exit codes)."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from . import device, files, names, show
+from .connection import Board, Connection
+from .errors import Exit, ToolError
+from .show import UI
+
+LABEL_MAX = 32
+
+
+def label_arg(text: str, what: str = "--label") -> bytes:
+    b = text.encode()
+    if not b or len(b) > LABEL_MAX:
+        raise ToolError(Exit.USAGE, f"{what} must be 1 to {LABEL_MAX} bytes: {text!r}")
+    return b
+
+
+def class_arg(text: str | None) -> int | None:
+    if text is None:
+        return None
+    if text not in names.CKO_BY_NAME:
+        raise ToolError(Exit.USAGE, f"--class: one of {', '.join(names.CKO_BY_NAME)}")
+    return names.CKO_BY_NAME[text]
+
+
+def connect(args: argparse.Namespace, ui: UI) -> Connection:
+    return Connection(device=args.device, unix=args.unix, qemu=args.qemu, firmware=args.firmware,
+                      token_dir=args.token_dir, elf=args.elf, flash=args.flash,
+                      timeout=args.timeout, say=ui.say)
+
+
+def run(board: Board, ui: UI, body: str, epilogue: str = "", **params: Any) -> Any:
+    return board.run(device.script(body, epilogue, **params), progress=ui.say)
+
+
+# -- info ----------------------------------------------------------------------------------
+
+
+def info(args: argparse.Namespace, ui: UI) -> int:
+    with connect(args, ui) as board:
+        r = run(board, ui, device.INFO, PIN=args.pin, CONFIG_FILE=device.CONFIG_FILE)
+        where = board.name
+    show.info(ui, show.info_record(r, where, parse_config(r.get("config"))))
+    return Exit.OK
+
+
+# -- list ----------------------------------------------------------------------------------
+
+
+def list_objects(args: argparse.Namespace, ui: UI) -> int:
+    with connect(args, ui) as board:
+        r = run(board, ui, device.LIST, PIN=args.pin)
+    show.object_list(ui, [show.object_row(h, a) for h, a in r["objects"]], r["flags"], args.pin)
+    return Exit.OK
+
+
+# -- show ----------------------------------------------------------------------------------
+
+
+def show_objects(args: argparse.Namespace, ui: UI) -> int:
+    label = label_arg(args.label, "LABEL")
+    cls = class_arg(args.cls)
+    with connect(args, ui) as board:
+        r = run(board, ui, device.SHOW, PIN=args.pin, LABEL=label, CLASS=cls,
+                ATTRS=device.SHOW_ATTRIBUTES)
+    objs = [show.object_record(h, a) for h, a in r["objects"]]
+    if not objs:
+        raise ToolError(Exit.OBJECT, f"no object labelled {args.label!r}{show.login_hint(r['flags'], args.pin)}")
+    show.objects(ui, objs)
+    return Exit.OK
+
+
+# -- import ----------------------------------------------------------------------------------
+
+
+def _taken_error(r: dict[str, Any]) -> ToolError:
+    what = ", ".join(f"{names.CKO.get(c, c)} {show.text(lbl)!r}" for _h, c, lbl in r["taken"])
+    return ToolError(Exit.OBJECT, f"the token already has {what}; add --replace to replace it")
+
+
+def import_key(args: argparse.Namespace, ui: UI) -> int:
+    key = files.load_private_key(Path(args.file))
+    label = label_arg(args.label)
+    if args.no_public:
+        pub_label = None
+    elif args.public_label is not None:
+        pub_label = label_arg(args.public_label, "--public-label")
+    else:
+        pub_label = label_arg(names.DEFAULT_PUB_LABEL) if args.label == names.DEFAULT_KEY_LABEL else label
+    kid = files.parse_hex_id(args.id) if args.id is not None else key.key_id
+    ui.say(f"{args.file}: {key.kind} private key ({key.form}); id {kid.hex()}")
+    with connect(args, ui) as board:
+        pairs = [(label, 3)] + ([(pub_label, 2)] if pub_label is not None else [])
+        r = run(board, ui, device.TAKEN, PIN=args.pin, PAIRS=pairs)
+        if r["taken"] and not args.replace:
+            raise _taken_error(r)
+        ui.say(f"sending the key to the board ({len(key.der)} bytes, once)")
+        r = run(board, ui, device.IMPORT_KEY, device.WIPE_KEY, PIN=args.pin,
+                 LABEL=label, PUBLIC_LABEL=pub_label, ID=kid, REPLACE=args.replace,
+                 _K=bytearray(key.der))
+    if "taken" in r:
+        raise _taken_error(r)
+    ui.say(f"stored {key.kind} key {args.label!r} (handle {r['handle']})"
+           + (f", public key {pub_label.decode()!r}" if pub_label else "")
+           + (f"; replaced {r['replaced']} object(s)" if r["replaced"] else ""))
+    return Exit.OK
+
+
+def _import_certificate(args: argparse.Namespace, ui: UI, default_label: str) -> int:
+    cf = files.load_certificate(Path(args.file))
+    label = label_arg(args.label if args.label is not None else default_label)
+    info = files.certificate_summary(cf.cert)
+    if cf.count > 1:
+        ui.say(f"{args.file} holds {cf.count} certificates; importing the first ({info['subject']})")
+    kid = files.parse_hex_id(args.id) if args.id is not None else bytes.fromhex(str(info.get("key_id", "")))
+    ui.say(f"{args.file}: {info['subject']} ({info['public_key']}), valid until {info['not_after']}")
+    with connect(args, ui) as board:
+        r = run(board, ui, device.IMPORT_CERT, PIN=args.pin, LABEL=label, ID=kid,
+                 REPLACE=args.replace, _C=cf.der)
+    if "taken" in r:
+        raise _taken_error(r)
+    ui.say(f"stored certificate {label.decode()!r} (handle {r['handle']})"
+           + (f"; replaced {r['replaced']} object(s)" if r["replaced"] else ""))
+    if r.get("key"):
+        ui.say(f"it belongs to the token's private key {show.text(r['key'])!r}")
+    elif default_label == names.DEFAULT_CERT_LABEL:
+        ui.say("note: no private key in the token has this certificate's public key")
+    return Exit.OK
+
+
+def import_cert(args: argparse.Namespace, ui: UI) -> int:
+    return _import_certificate(args, ui, names.DEFAULT_CERT_LABEL)
+
+
+def import_ca(args: argparse.Namespace, ui: UI) -> int:
+    return _import_certificate(args, ui, names.DEFAULT_CA_LABEL)
+
+
+# -- generate-key --------------------------------------------------------------------------
+
+
+def generate_key(args: argparse.Namespace, ui: UI) -> int:
+    label = label_arg(args.label)
+    if args.public_label is not None:
+        pub_label = label_arg(args.public_label, "--public-label")
+    else:
+        pub_label = label_arg(names.DEFAULT_PUB_LABEL) if args.label == names.DEFAULT_KEY_LABEL else label
+    kid = files.parse_hex_id(args.id) if args.id is not None else b""
+    with connect(args, ui) as board:
+        r = run(board, ui, device.GENERATE, PIN=args.pin, LABEL=label, PUBLIC_LABEL=pub_label,
+                 ID=kid, REPLACE=args.replace)
+    if "taken" in r:
+        raise _taken_error(r)
+    pub = files.public_key_of({0x100: 3, 0x181: r["ec_point"]})
+    if pub is None:
+        raise ToolError(Exit.DEVICE, "the board returned an invalid public key")
+    ui.say(f"generated EC P-256 key {args.label!r} (handle {r['handle']}), public key "
+           f"{pub_label.decode()!r}, id {r['id'].hex()}"
+           + (f"; replaced {r['replaced']} object(s)" if r["replaced"] else ""))
+    ui.out(show.public_pem(pub).rstrip())
+    ui.say(f'next: {show.PROG} csr --subject "CN=<thing name>" --out device.csr')
+    return Exit.OK
+
+
+# -- csr ----------------------------------------------------------------------------------
+
+
+def csr(args: argparse.Namespace, ui: UI) -> int:
+    subject = files.check_subject(args.subject)
+    label = label_arg(args.label)
+    with connect(args, ui) as board:
+        r = run(board, ui, device.CSR, PIN=args.pin, LABEL=label, SUBJECT=subject)
+    if "keys" in r:
+        if r["keys"] == 0:
+            raise ToolError(Exit.OBJECT, f"no private key labelled {args.label!r}"
+                            f"{show.login_hint(r['flags'], args.pin)}; make one with {show.PROG} generate-key")
+        raise ToolError(Exit.OBJECT, f"{r['keys']} private keys are labelled {args.label!r}; "
+                        f"destroy the extra ones ({show.PROG} destroy)")
+    der = bytes(r["csr"])
+    try:
+        csr = x509.load_der_x509_csr(der)
+    except ValueError:
+        raise ToolError(Exit.DEVICE, "the board returned a malformed CSR") from None
+    if not csr.is_signature_valid:
+        raise ToolError(Exit.DEVICE, "the CSR's signature does not verify: the token's key and "
+                        "its public half disagree")
+    token_pub = files.public_key_of(r["key"])
+    if token_pub is not None and files.spki_fingerprint(token_pub) != files.spki_fingerprint(csr.public_key()):
+        raise ToolError(Exit.DEVICE, "the CSR's public key is not the token key's public key")
+    pem = files.csr_pem(der)
+    if args.out in (None, "-"):
+        sys.stdout.write(pem)
+        sys.stdout.flush()
+    else:
+        try:
+            Path(args.out).write_text(pem)
+        except OSError as e:
+            raise ToolError(Exit.FILE_FORMAT, f"{args.out}: cannot write it ({e.strerror})") from None
+        ui.say(f"wrote {args.out}: {csr.subject.rfc4514_string()}, "
+               f"{files.describe_public_key(csr.public_key())}, signed by the token")
+        ui.say("next: aws iot create-certificate-from-csr --certificate-signing-request "
+               f"file://{args.out} --set-as-active --certificate-pem-outfile device.pem")
+    return Exit.OK
+
+
+# -- destroy ----------------------------------------------------------------------------------
+
+
+def _confirm(question: str, yes: bool) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise ToolError(Exit.ABORTED, f"{question} -- not confirmed (no terminal): add --yes")
+    answer = input(f"{question} [y/N] ").strip().lower()
+    if answer not in ("y", "yes"):
+        raise ToolError(Exit.ABORTED, "nothing done")
+
+
+def destroy(args: argparse.Namespace, ui: UI) -> int:
+    label = label_arg(args.label, "LABEL")
+    cls = class_arg(args.cls)
+    with connect(args, ui) as board:
+        r = run(board, ui, device.FIND, PIN=args.pin, LABEL=label, CLASS=cls)
+        found = r["objects"]
+        if not found:
+            raise ToolError(Exit.OBJECT, f"no object labelled {args.label!r}{show.login_hint(r['flags'], args.pin)}")
+        what = ", ".join(f"{names.CKO.get(a[0], a[0])} (handle {h})" for h, a in found)
+        _confirm(f"destroy {len(found)} object(s) labelled {args.label!r}: {what}?", args.yes)
+        r = run(board, ui, device.DESTROY, PIN=args.pin, LABEL=label, HANDLES=[h for h, _ in found])
+    ui.say(f"destroyed {len(r['destroyed'])} object(s) labelled {args.label!r}")
+    return Exit.OK
+
+
+# -- PINs and token initialization --------------------------------------------------------------
+
+
+def _secret(value: str | None, prompt: str, confirm: bool = False) -> str:
+    if value is not None:
+        return value
+    if not sys.stdin.isatty():
+        raise ToolError(Exit.USAGE, f"{prompt}: give it as an option (no terminal to ask on)")
+    first = getpass.getpass(f"{prompt}: ")
+    if confirm and getpass.getpass(f"{prompt} (again): ") != first:
+        raise ToolError(Exit.USAGE, "the two entries differ")
+    return first
+
+
+def set_pin(args: argparse.Namespace, ui: UI) -> int:
+    who = "SO PIN" if args.so else "user PIN"
+    old = _secret(args.old_pin, f"current {who} (empty if none)")
+    new = _secret(args.new_pin, f"new {who}", confirm=True)
+    with connect(args, ui) as board:
+        run(board, ui, device.SET_PIN, SO=args.so, OLD=old, NEW=new)
+    ui.say(f"{who} changed")
+    return Exit.OK
+
+
+def init_token(args: argparse.Namespace, ui: UI) -> int:
+    label = label_arg(args.label, "--label")
+    so_pin = _secret(args.so_pin, "SO PIN (the current one, or a new one for a fresh token)")
+    _confirm("initialize the token: EVERY key, certificate and object on it is destroyed?", args.yes)
+    with connect(args, ui) as board:
+        r = run(board, ui, device.INIT_TOKEN, SO_PIN=so_pin, LABEL_TOKEN=label,
+                 USER_PIN=args.user_pin)
+    ui.say(f"token {show.text(r['label'])!r} initialized ({', '.join(names.flag_names(r['flags'], names.CKF_TOKEN))})")
+    return Exit.OK
+
+
+# -- config ----------------------------------------------------------------------------------
+
+
+def parse_config(data: bytes | None) -> dict[str, Any] | None:
+    if not data:
+        return None
+    try:
+        v = json.loads(bytes(data).decode())
+    except (ValueError, UnicodeDecodeError):
+        return {"error": "the config file on the board is not valid JSON"}
+    return v if isinstance(v, dict) else {"error": "the config file on the board is not a JSON object"}
+
+
+def _check_endpoint(host: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*", host) \
+            or len(host) > 253:
+        raise ToolError(Exit.USAGE, f"--endpoint {host!r} is not a host name "
+                        "(aws iot describe-endpoint --endpoint-type iot:Data-ATS prints it)")
+    return host
+
+
+def _check_thing(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9:_-]{1,128}", name):
+        raise ToolError(Exit.USAGE, f"--thing-name {name!r}: AWS IoT thing names are 1 to 128 "
+                        "characters of a-z A-Z 0-9 : _ -")
+    return name
+
+
+def config(args: argparse.Namespace, ui: UI) -> int:
+    changes = {k: v for k, v in (("endpoint", args.endpoint), ("thing_name", args.thing_name),
+                                 ("port", args.port)) if v is not None}
+    if "endpoint" in changes:
+        _check_endpoint(changes["endpoint"])
+    if "thing_name" in changes:
+        _check_thing(changes["thing_name"])
+    if "port" in changes and not 0 < changes["port"] < 65536:
+        raise ToolError(Exit.USAGE, "--port must be 1..65535")
+    with connect(args, ui) as board:
+        r = run(board, ui, device.CONFIG_READ, CONFIG_FILE=device.CONFIG_FILE)
+        config = parse_config(r["config"]) or {}
+        if changes:
+            if "error" in config:
+                ui.say(f"{config['error']}: writing a new one")
+                config = {}
+            config.update(changes)
+            config.setdefault("port", 8883)
+            data = json.dumps(config, sort_keys=True).encode()
+            w = run(board, ui, device.CONFIG_WRITE, CONFIG_FILE=device.CONFIG_FILE, DATA=data)
+            ui.say(f"saved {w['path']}")
+    show.config(ui, config)
+    return Exit.OK

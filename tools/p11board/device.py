@@ -1,0 +1,390 @@
+"""The MicroPython code p11board runs on the board (through the raw REPL).
+
+Every command sends one small script: parameters as Python literals, the
+helpers below, then the command's body. The scripts use the token's Pythonic
+layer (pkcs11.open_session, Session.find_objects/get_object, Object.get), not
+session and search code of their own. The script prints its answer as one
+line `\\x1eP11R<repr>` (result) or `\\x1eP11E<repr>` (error), and progress as
+`\\x1eP11P<repr>`; anything else the board prints is ignored.
+
+What never happens here, by construction:
+  * no script asks the token for a secret attribute. `_get` is the only
+    attribute reader; for private and secret keys it refuses CKA_VALUE and
+    the RSA private parts before calling the token (and the token would answer
+    CKR_ATTRIBUTE_SENSITIVE anyway);
+  * a key file's bytes appear once, in `import_key`'s script, as the literal of
+    a short-lived bytearray that is zeroed after the import, and nothing
+    derived from them is printed.
+"""
+
+from __future__ import annotations
+
+MARK = "\x1eP11"
+
+# Attribute types never read from private or secret keys:
+# CKA_VALUE, CKA_PRIVATE_EXPONENT, CKA_PRIME_1, CKA_PRIME_2, CKA_EXPONENT_1,
+# CKA_EXPONENT_2, CKA_COEFFICIENT.
+SECRET_ATTRIBUTES = (0x11, 0x123, 0x124, 0x125, 0x126, 0x127, 0x128)
+
+CONFIG_FILE = "aws_clientcredential.json"
+
+_HELPERS = r'''
+import gc
+def _o(k, v):
+    print("\x1eP11" + k + repr(v))
+def _session(rw):
+    import pkcs11
+    return pkcs11.open_session(rw=rw, user_pin=PIN)
+_SECRET = %r
+def _get(o, types):
+    # o: a pkcs11 Object; unavailable attributes come back as None
+    import pkcs11
+    if o[0] in (3, 4):
+        for t in types:
+            if t in _SECRET:
+                raise ValueError("p11board never reads secret attributes")
+    try:
+        v = o.get(*types)
+    except pkcs11.PKCS11Error as e:
+        v = getattr(e, "values", None)
+        if v is None:
+            raise
+    return dict(zip(types, v))
+def _flags(s):
+    return s.token_info()["flags"]
+def _check_mount():
+    # ESP32: a "token" partition that is not mounted means the records would
+    # land on the general filesystem instead; say so.
+    try:
+        import esp32, p11boot
+    except ImportError:
+        return None
+    if p11boot.find_partition() is None:
+        return "no token partition"
+    if not p11boot.is_mounted():
+        from pkcs11 import config
+        _o("P", "WARNING: the board's 'token' partition is not mounted at /token (see its boot"
+           " messages); the token now lives in " + config.token_dir())
+        return "not mounted"
+    return "mounted"
+''' % (SECRET_ATTRIBUTES,)
+
+_RUN = r'''
+try:
+    _main()
+except Exception as e:
+    _o("E", (type(e).__name__, getattr(e, "rv", None), str(e)))
+gc.collect()
+'''
+
+
+def script(body: str, epilogue: str = "", **params: object) -> str:
+    """A complete script: parameters (as literals), helpers, the body defining
+    `_main`, the runner, then `epilogue` (runs even when _main failed)."""
+    lines = [f"{name} = {value!r}" for name, value in params.items()]
+    if "PIN" not in params:
+        lines.append("PIN = None")
+    return "\n".join(lines) + "\n" + _HELPERS + body + _RUN + epilogue
+
+
+# -- info ---------------------------------------------------------------------
+
+INFO = r'''
+def _main():
+    import sys
+    from pkcs11 import config, crypto
+    r = {}
+    with _session(False) as s:
+        p = s.p11
+        r["info"] = p.C_GetInfo()
+        r["slot"] = p.C_GetSlotInfo(0)
+        r["token"] = s.token_info()
+        r["mechanisms"] = [(m, p.C_GetMechanismInfo(0, m)) for m in p.C_GetMechanismList(0)]
+    r["token_partition"] = _check_mount()
+    r["platform"] = sys.platform
+    r["version"] = sys.version
+    r["machine"] = getattr(sys.implementation, "_machine", "")
+    r["token_dir"] = config.token_dir()
+    r["backend"] = crypto.which("ec_sign")
+    try:
+        with open(config.token_dir() + "/" + CONFIG_FILE, "rb") as f:
+            r["config"] = f.read(2048)
+    except OSError:
+        r["config"] = None
+    gc.collect()
+    r["mem_free"] = gc.mem_free()
+    _o("R", r)
+'''
+
+# -- list ---------------------------------------------------------------------
+
+# CLASS, LABEL, ID, KEY_TYPE, EC_PARAMS, MODULUS_BITS, CERTIFICATE_TYPE, PRIVATE, APPLICATION
+LIST = r'''
+def _main():
+    _check_mount()
+    out = []
+    with _session(False) as s:
+        # plain handles: one unreadable record must not hide the others
+        p = s.p11
+        p.C_FindObjectsInit(s.h, [])
+        try:
+            handles = p.C_FindObjects(s.h, 256)
+        finally:
+            p.C_FindObjectsFinal(s.h)
+        for h in handles:
+            try:
+                o = s.object(h)
+                a = _get(o, [0, 3, 0x102, 0x100, 0x180, 0x121, 0x80, 2, 0x10])
+                if a[0] == 1 or (a[0] == 0):
+                    v = _get(o, [0x11])[0x11]
+                    a["size"] = len(v) if v is not None else None
+                    v = None
+                elif a[0x100] == 0 and not a[0x121]:
+                    m = _get(o, [0x120])[0x120]
+                    if m:
+                        b = m[0]
+                        n = 0
+                        while b:
+                            n += 1
+                            b >>= 1
+                        a[0x121] = (len(m) - 1) * 8 + n
+                out.append((h, a))
+            except Exception as e:
+                out.append((h, {"error": str(e)}))
+        r = {"objects": out, "flags": _flags(s)}
+    _o("R", r)
+'''
+
+# -- show ---------------------------------------------------------------------
+
+_COMMON = [0, 1, 2, 3, 0x170, 0x102]
+_CERT = [0x80, 0x101, 0x81, 0x82, 0x86, 0x87, 0x11]
+_KEY = [0x100, 0x10C, 0x163, 0x166, 0x180, 0x181, 0x120, 0x121, 0x122, 0x129]
+_PRIVATE = [0x101, 0x103, 0x105, 0x107, 0x108, 0x109, 0x162, 0x164, 0x165, 0x202]
+_PUBLIC = [0x101, 0x104, 0x106, 0x10A, 0x10B, 0x86]
+_DATA = [0x10, 0x12]
+
+# The attribute lists `show` asks for, by object class (none is secret).
+SHOW_ATTRIBUTES = {
+    0: _COMMON + _DATA,
+    1: _COMMON + _CERT,
+    2: _COMMON + _KEY + _PUBLIC,
+    3: _COMMON + _KEY + _PRIVATE,
+}
+
+SHOW = r'''
+def _main():
+    out = []
+    with _session(False) as s:
+        for o in s.find_objects(object_class=CLASS, label=LABEL):
+            c = o[0]
+            a = _get(o, ATTRS.get(c, [0, 1, 2, 3]))
+            if c == 0:
+                v = _get(o, [0x11])[0x11]
+                a["size"] = len(v) if v is not None else None
+                v = None
+            out.append((o.handle, a))
+        r = {"objects": out, "flags": _flags(s)}
+    _o("R", r)
+'''
+
+# -- find (for destroy and csr) -----------------------------------------------
+
+FIND = r'''
+def _main():
+    out = []
+    with _session(False) as s:
+        for o in s.find_objects(object_class=CLASS, label=LABEL):
+            out.append((o.handle, _get(o, [0, 3, 0x100])))
+        r = {"objects": out, "flags": _flags(s)}
+    _o("R", r)
+'''
+
+DESTROY = r'''
+def _main():
+    done = []
+    with _session(True) as s:
+        for h in HANDLES:
+            o = s.object(h)
+            if _get(o, [3])[3] != LABEL:
+                raise ValueError("object %d is no longer labelled %r" % (h, LABEL))
+            o.destroy()
+            done.append(h)
+    _o("R", {"destroyed": done})
+'''
+
+# -- import ---------------------------------------------------------------------
+
+# Objects in the way of a new one: (object, class, label) for every label/class pair;
+# `_handles` makes them an answer for the host.
+_TAKEN = r'''
+def _taken(s, pairs):
+    r = []
+    for label, cls in pairs:
+        for o in s.find_objects(object_class=cls, label=label):
+            r.append((o, cls, label))
+    return r
+def _handles(taken):
+    return [(o.handle, c, label) for o, c, label in taken]
+'''
+
+# Checked before a key is sent, so that its bytes do not travel for nothing.
+TAKEN = _TAKEN + r'''
+def _main():
+    _check_mount()
+    with _session(False) as s:
+        _o("R", {"taken": _handles(_taken(s, PAIRS)), "flags": _flags(s)})
+'''
+
+IMPORT_KEY = _TAKEN + r'''
+def _main():
+    with _session(True) as s:
+        pairs = [(LABEL, 3)]
+        if PUBLIC_LABEL is not None:
+            pairs.append((PUBLIC_LABEL, 2))
+        old = _taken(s, pairs)
+        if old and not REPLACE:
+            _o("R", {"taken": _handles(old)})
+            return
+        _o("P", "storing the key in the token")
+        k = s.import_key(_K, label=LABEL, id=ID, public_label=PUBLIC_LABEL)
+        for o in old:
+            o[0].destroy()
+        _o("R", {"handle": k.handle, "replaced": len(old)})
+'''
+
+# Runs after IMPORT_KEY, whatever happened: the key bytes are zeroed.
+WIPE_KEY = r'''
+for _i in range(len(_K)):
+    _K[_i] = 0
+_K = None
+gc.collect()
+'''
+
+IMPORT_CERT = _TAKEN + r'''
+def _main():
+    _check_mount()
+    with _session(True) as s:
+        old = _taken(s, [(LABEL, 1)])
+        if old and not REPLACE:
+            _o("R", {"taken": _handles(old)})
+            return
+        c = s.import_certificate(_C, label=LABEL, id=ID)
+        for o in old:
+            o[0].destroy()
+        # the private key this certificate belongs to, if the token has it
+        match = None
+        for o in (s.find_objects(object_class=3, id=ID) if ID else ()):
+            match = _get(o, [3])[3]
+        _o("R", {"handle": c.handle, "replaced": len(old), "key": match})
+'''
+
+GENERATE = _TAKEN + r'''
+def _main():
+    from pkcs11 import crypto
+    _check_mount()
+    with _session(True) as s:
+        old = _taken(s, [(LABEL, 3), (PUBLIC_LABEL, 2)])
+        if old and not REPLACE:
+            _o("R", {"taken": _handles(old)})
+            return
+        _o("P", "generating an EC P-256 key pair in the token")
+        pub, priv = s.generate_keypair(label=LABEL, public_label=PUBLIC_LABEL, id=ID or b"")
+        q = pub[0x181]
+        if not ID:
+            h = crypto.hash_new("sha1")
+            h.update(q[2:])
+            kid = h.digest()
+            pub[0x102] = kid
+            priv[0x102] = kid
+        for o in old:
+            o[0].destroy()
+        _o("R", {"handle": priv.handle, "public_handle": pub.handle, "ec_point": q,
+                 "id": priv[0x102], "replaced": len(old)})
+'''
+
+# -- CSR ----------------------------------------------------------------------
+
+CSR = r'''
+def _main():
+    import p11csr
+    import pkcs11
+    with _session(False) as s:
+        try:
+            key = s.get_object(object_class=3, label=LABEL)
+        except pkcs11.NoSuchKey:
+            _o("R", {"keys": 0, "flags": _flags(s)})
+            return
+        except pkcs11.MultipleObjectsReturned:
+            _o("R", {"keys": len(s.find_objects(object_class=3, label=LABEL)), "flags": _flags(s)})
+            return
+        a = _get(key, [0x100, 0x181, 0x120, 0x122])
+        _o("P", "building the request and signing it in the token")
+        der = p11csr.make_csr(s, key, SUBJECT)
+        _o("R", {"csr": der, "key": a})
+'''
+
+# -- PINs and token initialization ---------------------------------------------
+
+SET_PIN = r'''
+def _main():
+    import pkcs11
+    s = pkcs11.open_session(rw=True)
+    try:
+        if SO:
+            s.login(OLD, 0)
+        s.set_pin(OLD, NEW)
+    finally:
+        s.close()
+    _o("R", {"ok": True})
+'''
+
+INIT_TOKEN = r'''
+def _main():
+    import pkcs11
+    p = pkcs11.C_GetFunctionList()
+    p.C_Initialize()
+    try:
+        p.C_InitToken(0, SO_PIN, LABEL_TOKEN)
+        if USER_PIN is not None:
+            h = p.C_OpenSession(0, 6)
+            p.C_Login(h, 0, SO_PIN)
+            p.C_InitPIN(h, USER_PIN)
+            p.C_Logout(h)
+            p.C_CloseSession(h)
+        info = p.C_GetTokenInfo(0)
+    finally:
+        p.C_Finalize()
+    _o("R", {"label": info["label"], "flags": info["flags"]})
+'''
+
+# -- client configuration -------------------------------------------------------
+
+CONFIG_READ = r'''
+def _main():
+    from pkcs11 import config
+    try:
+        with open(config.token_dir() + "/" + CONFIG_FILE, "rb") as f:
+            data = f.read(2048)
+    except OSError:
+        data = None
+    _o("R", {"config": data, "token_dir": config.token_dir()})
+'''
+
+CONFIG_WRITE = r'''
+def _main():
+    import os
+    from pkcs11 import config
+    from pkcs11.store import Store
+    d = config.token_dir()
+    Store(d).ensure()
+    path = d + "/" + CONFIG_FILE
+    with open(path + ".tmp", "wb") as f:
+        f.write(DATA)
+    try:
+        os.rename(path + ".tmp", path)
+    except OSError:
+        os.remove(path)
+        os.rename(path + ".tmp", path)
+    _o("R", {"path": path})
+'''
