@@ -31,7 +31,7 @@ help:
 	@echo "make unix    build $(UNIX_BIN)"
 	@echo "make qemu    build $(QEMU_ELF)"
 	@echo "make stock-unix   build $(STOCK_UNIX_BIN) (stock MicroPython, no C module, nothing frozen)"
-	@echo "make bench   C module vs pure Python: speed and heap on unix and qemu"
+	@echo "make bench   C module vs pure Python, and vs mbedTLS, RISC-V, openssl/SoftHSM2, key in RAM, serial bytes, scaling, size, boot (bench/README.md)"
 	@echo "make esp32 [BOARD=ESP32_C3_PKCS11]   build the ESP32 (or ESP32-C3) firmware (needs ESP-IDF v5.2-v5.4: . \$$IDF_PATH/export.sh)"
 	@echo "make flash PORT=/dev/ttyUSB0 [BOARD=...]   write the board's app partition (the token partition is kept)"
 	@echo "make clean   remove $(BUILD)"
@@ -79,7 +79,7 @@ qemu: sources $(MPY_DIR)/mpy-cross/build/mpy-cross
 	@arm-none-eabi-size $(QEMU_ELF)
 
 # Stock unix MicroPython from the same source tree, for installing the device packages
-# with `mpremote mip install` (host_tests/test_mip_stock.py): the standard variant with
+# with `mpremote mip install` (host_tests/token/test_mip_stock.py): the standard variant with
 # no user C module and nothing frozen. Off, because Debian's source lacks what they need:
 # frozen micropython-lib packages (no micropython-lib), btree (no berkeley-db), ffi
 # (no libffi in our Debian packages). On: the board REPL with raw REPL that mpremote
@@ -196,9 +196,46 @@ demo: deps unix
 # Speed and heap of the crypto and token calls, C module vs the pure-Python baseline,
 # on the unix firmware (wall time) and the qemu board (instruction counts under -icount);
 # prints a table, writes $(BUILD)/bench/results.{md,json}. See bench/README.md.
-bench: deps unix qemu
+bench: deps unix qemu bench-builds bench-deps
 	@BUILD=$(BUILD) $(PY) bench/bench.py --out $(BUILD)/bench $(BENCH_ARGS)
 	@BUILD=$(BUILD) $(PY) bench/bridge_bench.py --out $(BUILD)/bench
+
+# Firmware variants only the bench uses (bench/README.md), each in $(BUILD)/bench-*:
+#   bench-qemu       the qemu board plus _bench_mbedtls (mbedTLS's own ECDSA/RSA, row 1)
+#   bench-qemu-bare  the qemu board without our frozen modules and C module (row 7)
+#   bench-unix-bare  the unix firmware without them (row 7)
+#   bench-rv32       the qemu port's VIRT_RV32 board with our modules and C module (row 2)
+BENCH_BARE_MANIFEST := $(CURDIR)/bench/boards/qemu_bare.py
+BENCH_QEMU_ARGS = BOARD=MPS2_AN385 BOARD_DIR=$(CURDIR)/boards/qemu MPY_LIB_DIR=$(MPY_LIB_STUB)
+bench_build = @echo "[build] $(1) -> $(BUILD)/$(1)"; \
+	$(MAKE) -s -C $(MPY_DIR)/ports/$(2) -j$(JOBS) BUILD=$(BUILD)/$(1) $(3) \
+		> $(BUILD)/$(1)-build.log 2>&1 \
+		|| { tail -n 30 $(BUILD)/$(1)-build.log; echo "[build] $(1) failed; full log: $(BUILD)/$(1)-build.log"; exit 1; }
+
+.PHONY: bench-builds bench-deps bench-qemu bench-qemu-bare bench-unix-bare bench-rv32
+bench-builds: bench-qemu bench-qemu-bare bench-unix-bare bench-rv32
+
+bench-qemu: sources $(MPY_DIR)/mpy-cross/build/mpy-cross
+	$(call bench_build,bench-qemu,qemu,$(BENCH_QEMU_ARGS) USER_C_MODULES=$(CURDIR)/firmware/cmodule \
+		BENCH_MBEDTLS=1 FROZEN_MANIFEST=$(CURDIR)/boards/qemu/manifest.py)
+
+bench-qemu-bare: sources $(MPY_DIR)/mpy-cross/build/mpy-cross
+	$(call bench_build,bench-qemu-bare,qemu,$(BENCH_QEMU_ARGS) FROZEN_MANIFEST=$(BENCH_BARE_MANIFEST))
+
+bench-unix-bare: sources $(MPY_DIR)/mpy-cross/build/mpy-cross
+	$(call bench_build,bench-unix-bare,unix,VARIANT_DIR=$(CURDIR)/boards/unix MPY_LIB_DIR=$(MPY_LIB_STUB) FROZEN_MANIFEST=)
+
+# Needs a bare-metal RISC-V compiler: installed here, for the bench only.
+bench-rv32: sources $(MPY_DIR)/mpy-cross/build/mpy-cross
+	@bash bench/install-bench-deps.sh rv32
+	$(call bench_build,bench-rv32,qemu,BOARD=VIRT_RV32 BOARD_DIR=$(CURDIR)/bench/boards/rv32 \
+		USER_C_MODULES=$(CURDIR)/firmware/cmodule BENCH_MBEDTLS=1 MPY_LIB_DIR=$(MPY_LIB_STUB) \
+		FROZEN_MANIFEST=$(CURDIR)/bench/boards/rv32/manifest.py)
+
+# SoftHSM2 and qemu-system-riscv32 (Debian), PyKCS11 and matplotlib (PyPI, pinned in
+# firmware/requirements-host.txt but installed by this target only).
+bench-deps: deps
+	@bash bench/install-bench-deps.sh host $(VENV)
 
 clean:
 	rm -rf $(BUILD)

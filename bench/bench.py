@@ -31,12 +31,19 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 # The lab from this checkout (it is pip-installed too, but the checkout's copy wins).
-sys.path.insert(0, str(ROOT / "tools"))
+for p in (ROOT / "tools", ROOT / "bench"):
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))
 
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 
+import compare  # noqa: E402  (bench/compare.py)
 from p11lab import LabError, paths  # noqa: E402
 from p11lab.localca import LocalCA, new_key  # noqa: E402
+
+BUILD = paths.default_build()
+UNIX_BIN = paths.unix_binary()
+QEMU_ELF = paths.qemu_elf()
 
 DEVICE_SCRIPT = Path(__file__).with_name("device_bench.py")
 ICOUNT_SHIFT = 7
@@ -120,9 +127,9 @@ def make_pki(directory: Path) -> tuple[LocalCA, dict[str, bytes]]:
 
 
 def device_code(phase: str, backends: tuple[str, ...], runs: dict, qemu: bool,
-                tls_port: int | None = None) -> str:
+                tls_port: int | None = None, files: dict[str, bytes] | None = None) -> str:
     head = (f"PHASE = {phase!r}\nBACKENDS = {backends!r}\nRUNS = {runs!r}\n"
-            f"QEMU = {qemu!r}\nTLS_PORT = {tls_port!r}\n")
+            f"QEMU = {qemu!r}\nTLS_PORT = {tls_port!r}\nFILES = {files!r}\n")
     return head + DEVICE_SCRIPT.read_text()
 
 
@@ -216,6 +223,119 @@ def run_qemu(out: Path, files: dict[str, bytes], tiny: bool, log) -> list[dict[s
     finally:
         board.stop()
     return results
+
+
+# -- comparison rows (bench/compare.py) ---------------------------------------
+
+def run_compare(args, out: Path, files: dict[str, bytes], ca: LocalCA, res: dict,
+                targets: list[str], log) -> list[compare.Row]:
+    """Rows 1-8 of issue 15, each with its baseline measured here and now. Rows that need
+    the qemu board run only with the qemu target; a missing bench build is a note."""
+    want = {int(x) for x in args.rows.split(",") if x.strip()}
+    rows: list[compare.Row] = []
+    tiny = args.tiny
+    n = 1 if tiny else 5
+    labels = {k: label for k, label, _ in ROWS}
+    qemu = "qemu" in targets
+    bench_qemu = BUILD / "bench-qemu" / "firmware.elf"
+    rv32_elf = BUILD / "bench-rv32" / "firmware.elf"
+
+    def step(num: int, name: str, fn) -> None:
+        if num not in want:
+            return
+        t0 = time.monotonic()
+        log(f"row {num}: {name} ...")
+        try:
+            rows.extend(fn())
+        except Exception as exc:  # one failed row must not lose the others
+            log(f"row {num} failed: {type(exc).__name__}: {str(exc)[:2000]}")
+            rows.append(compare.Row(f"{num}", name, None, None, "", note=f"failed: {type(exc).__name__}"))
+        log(f"row {num}: {name} done ({time.monotonic() - t0:.0f} s)")
+
+    def row1():
+        if not bench_qemu.exists():
+            return [compare.Row("1 vs mbedTLS", "all", None, None, "", note=f"{bench_qemu} missing")]
+        r = compare.mbedtls_rows(compare.run_mbedtls_m3(bench_qemu, out, files, n, log), "M3")
+        if rv32_elf.exists():
+            rv, _ = compare.run_rv32(rv32_elf, out, files, n, None, log)
+            r += compare.mbedtls_rows(rv, "RV32")
+        return r
+
+    def rv32_prims() -> str:
+        # the C backend only: the pure one needs os.urandom, which this board lacks
+        runs = {k: {"c": 1 if tiny else 3} for k in plan("qemu", tiny) if not k.startswith("tok_")}
+        # VIRT_RV32 has no time module: time.time_ns is its instret counter there
+        shim = ("import sys, _benchclk\nclass _T:\n    time_ns = _benchclk.count\n"
+                "sys.modules['time'] = _T\n")
+        return shim + device_code("prims", ("c",), runs, True, files={
+            k: files[k] for k in ("bench_ec.pem", "bench_rsa.pem")})
+
+    def row2():
+        if not rv32_elf.exists():
+            return [compare.Row("2 RV32 vs M3", "all", None, None, "", note=f"{rv32_elf} missing")]
+        _, prims = compare.run_rv32(rv32_elf, out, files, n, rv32_prims(), log)
+        return compare.rv32_rows(prims, res, labels)
+
+    def row3():
+        tok = {k: res.get(f"tok_sign_{k}", {}).get("unix", {}).get("c", {}).get("median_ns")
+               for k in ("ec", "rsa")}
+        return compare.host_rows(tok, compare.openssl_speed(1 if tiny else 3, log),
+                                 compare.softhsm_speed(out / "softhsm", 3 if tiny else 101, log))
+
+    def unix_dirs() -> tuple[Path, Path]:
+        base = out / "unix"
+        return base / "work", base / "token"
+
+    def row4():
+        from p11lab.tls_server import OpenSSLServer
+        work, token = unix_dirs()
+        (work / "bench_ec.key.der").write_bytes(compare.der_key(files["bench_ec.pem"]))
+        srv_cert = ca.issue_server(("localhost", "127.0.0.1"))
+        server = OpenSSLServer(srv_cert.cert_path, srv_cert.key_path, ca.root_path).start()
+        try:
+            text, _ = compare.unix_run(UNIX_BIN, work, token, compare.device_code(
+                "tls_ram", "ticks", 3 if tiny else 21, port=server.port), "tls_ram", log)
+        finally:
+            server.stop()
+            (work / "bench_ec.key.der").unlink(missing_ok=True)
+        return compare.tls_rows(compare._parse(text, "unix tls_ram"))
+
+    def row5():
+        if not qemu:
+            return []
+        return compare.serial_rows(out, QEMU_ELF, BUILD / "venv" / "bin", ca, log)
+
+    def row6():
+        if not qemu:
+            return []
+        return compare.scale_rows(out, QEMU_ELF, files, 3 if tiny else 5, log,
+                                  counts=(1, 8) if tiny else compare.SCALE_COUNTS)
+
+    def row7():
+        return compare.size_rows(BUILD)
+
+    def row8():
+        from p11lab.mosquitto import Mosquitto, TLSListener
+        work, token = unix_dirs()
+        srv_cert = ca.issue_server(("localhost", "127.0.0.1"))
+        broker = Mosquitto(out / "mosquitto", plain=False, tls=TLSListener(
+            ca.root_path, srv_cert.cert_path, srv_cert.key_path)).start()
+        try:
+            text, first = compare.unix_run(UNIX_BIN, work, token, compare.device_code(
+                "boot", "ticks", 1, port=broker.tls_port, thing="bench-ec"), "boot", log)
+        finally:
+            broker.stop()
+        return compare.boot_rows(first or 0.0, compare._parse(text, "unix boot"))
+
+    step(1, "P-256/RSA vs mbedTLS's own code (qemu)", row1)
+    step(2, "VIRT_RV32 (RISC-V) vs Cortex-M3", row2)
+    step(3, "unix C_Sign vs openssl speed and SoftHSM2", row3)
+    step(4, "TLS connect, token vs key in RAM", row4)
+    step(5, "CLI bytes over the qemu serial line", row5)
+    step(6, "scaling with 1/8/32/64 objects (qemu)", row6)
+    step(7, "footprint with and without our modules", row7)
+    step(8, "boot to first PUBACK (unix, local mosquitto)", row8)
+    return rows
 
 
 # -- table --------------------------------------------------------------------
@@ -313,6 +433,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(paths.default_build() / "bench"),
                     help="folder for results and scratch (default: $BUILD/bench)")
     ap.add_argument("--quiet", action="store_true", help="no progress lines")
+    ap.add_argument("--rows", default="1,2,3,4,5,6,7,8",
+                    help="comparison rows to run (bench/compare.py), comma-separated; '' for none")
     args = ap.parse_args(argv)
     targets = [t for t in args.targets.split(",") if t]
     for t in targets:
@@ -338,6 +460,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     res = collect(raw)
     runs = {t: plan(t, args.tiny) for t in targets}
+    cmp_rows = run_compare(args, out, files, ca, res, targets, log)
     md = markdown(table(res, targets, runs))
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     try:
@@ -358,9 +481,18 @@ def main(argv: list[str] | None = None) -> int:
                f"n C/pure: samples per cell ({', '.join(targets)}); heap rows: one measurement."]
     notes = (f"{date} · commit {commit or '?'} · {platform.machine()}, {os.cpu_count()} CPUs · "
              f"`{cmd.strip()}`\n" + "\n".join("- " + x for x in legend))
+    cmp_md = markdown(compare.table(cmp_rows)) if cmp_rows else ""
     print(md)
     print(notes)
-    (out / "results.md").write_text(md + "\n\n" + notes + "\n")
+    if cmp_md:
+        print("\nAgainst what a user would pick instead (ratio = ours / baseline):\n")
+        print(cmp_md)
+        compare.save(cmp_rows, out)
+        why = compare.chart(cmp_rows, out / "compare.png")
+        log(f"chart: {why}" if why else f"wrote {out / 'compare.png'}")
+    (out / "results.md").write_text(md + "\n\n" + notes + "\n"
+                                    + ("\n## Against what a user would pick instead\n\n"
+                                       + cmp_md + "\n" if cmp_md else ""))
     (out / "results.json").write_text(json.dumps(
         {"date": date, "commit": commit, "command": cmd, "icount_shift": ICOUNT_SHIFT,
          "runs": runs, "results": res,

@@ -8,6 +8,8 @@
 #   QEMU     True: clock = time.time_ns() (under -icount the host turns ns
 #            into instructions); False: time.ticks_us()
 #   TLS_PORT an `openssl s_server` port on 127.0.0.1, or None
+#   FILES    None: inputs are files; or {name: bytes}, inputs for a board without
+#            a filesystem (the bench's VIRT_RV32 board), where "prims" skips the token
 # Every result is one line: "@B " + JSON {"phase", "backend", "op", "ns"|"bytes"}.
 # Nothing here prints key material: keys are only loaded and handed on.
 import gc
@@ -42,6 +44,8 @@ def emit(backend, op, key, value):
 
 
 def _read(name, remove=False):
+    if FILES is not None:
+        return FILES.pop(name) if remove else FILES[name]
     path = _DIR + name
     with open(path, "rb") as f:
         data = f.read()
@@ -93,12 +97,13 @@ def prims():
     import pkcs11
     ec = crypto.parse_private_key(_read("bench_ec.pem", True))
     rsa = crypto.parse_private_key(_read("bench_rsa.pem", True))
-    p11 = pkcs11.C_GetFunctionList()
-    p11.C_Initialize()
-    h = p11.C_OpenSession(0, 6)
-    provision(p11, h, ec, rsa)
-    p11.C_CloseSession(h)
-    p11.C_Finalize()
+    if FILES is None:
+        p11 = pkcs11.C_GetFunctionList()
+        p11.C_Initialize()
+        h = p11.C_OpenSession(0, 6)
+        provision(p11, h, ec, rsa)
+        p11.C_CloseSession(h)
+        p11.C_Finalize()
     d, q = ec["d"], ec["q"]
     key = (rsa["n"], rsa["e"], rsa["d"], rsa["p"], rsa["q"], rsa["dp"], rsa["dq"], rsa["qinv"])
     ec = rsa = None

@@ -1,15 +1,21 @@
-"""Fixtures for the host tests. Each concern lives in its own harness/<name>.py;
-every public name of those modules (fixtures included) is made visible here."""
+"""The host tests' fixtures: each concern lives in its own harness/<name>.py, loaded
+here as a pytest plugin. Test files sit in folders by subject (token, cmodule, pure,
+tls, mqtt, tool, boards, setup, ...) and import plain helpers from `harness.*`."""
 
-import importlib
-import pkgutil
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import harness  # noqa: E402
-
-for _info in pkgutil.iter_modules(harness.__path__):
-    _module = importlib.import_module(f"harness.{_info.name}")
-    globals().update({k: v for k, v in vars(_module).items() if not k.startswith("_")})
+pytest_plugins = [
+    "harness.unix",
+    "harness.qemu",
+    "harness.cmodule",
+    "harness.token_files",
+    "harness.pki",
+    "harness.mosquitto",
+    "harness.tls_servers",
+    "harness.tls_device",
+    "harness.p11board",
+    "harness.esp32",
+]

@@ -8,7 +8,6 @@ the device turns an exception into {"error": name, "msg": text}.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import textwrap
 from pathlib import Path
@@ -16,39 +15,13 @@ from typing import Any
 
 import pytest
 
+from .device_json import MARK, last_json, snippet
 from .unix import UnixFirmware
 
-_PRELUDE = """
-import _pkcs11 as P
-import json
+_PRELUDE = snippet("cmodule_prelude")
 
-def x(s):
-    return bytes.fromhex(s)
-
-def rd(name):
-    with open(name, 'rb') as f:
-        return f.read()
-
-def enc(v):
-    if isinstance(v, (bytes, bytearray)):
-        return {'hex': bytes(v).hex()}
-    if isinstance(v, (list, tuple)):
-        return [enc(i) for i in v]
-    if isinstance(v, dict):
-        return {k: enc(w) for k, w in v.items()}
-    return v
-
-def call(f, *args):
-    try:
-        return enc(f(*args))
-    except Exception as e:
-        return {'error': type(e).__name__, 'msg': str(e)}
-
-out = None
-"""
-
-_EPILOGUE = """
-print('@@OUT@@' + json.dumps(enc(out)))
+_EPILOGUE = f"""
+print('{MARK}' + json.dumps(enc(out)))
 """
 
 
@@ -75,10 +48,7 @@ class CModule:
 
     @staticmethod
     def result(stdout: str) -> Any:
-        for line in stdout.splitlines():
-            if line.startswith("@@OUT@@"):
-                return _decode(json.loads(line[len("@@OUT@@"):]))
-        raise AssertionError(f"no result line in firmware output:\n{stdout}")
+        return _decode(last_json(stdout))
 
     def run(self, code: str) -> Any:
         """Run code on the unix firmware (cwd = work_dir)."""

@@ -4,7 +4,6 @@ prelude the token tests run on the firmware."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -15,7 +14,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
-# Runs first in every token snippet: `ckr(f, *args)` -> "OK" or the CKR name.
+from .device_json import last_json, snippet  # noqa: F401  (re-exported for the token tests)
+
+P11_PRELUDE = snippet("p11_prelude")
+
 # The seed's TLS client authentication calls, in its order (FreeRTOS PKCS#11
 # user guide, "Client Authentication").
 SEED_CLIENT_ORDER = [
@@ -25,19 +27,6 @@ SEED_CLIENT_ORDER = [
     "C_GenerateRandom", "C_SignInit", "C_Sign", "C_CloseSession", "C_Finalize",
 ]
 
-P11_PRELUDE = """\
-import pkcs11, json
-from pkcs11.constants import *
-from pkcs11 import errors
-p11 = pkcs11.C_GetFunctionList()
-P256 = b"\\x06\\x08\\x2a\\x86\\x48\\xce\\x3d\\x03\\x01\\x07"
-def ckr(f, *a, **k):
-    try:
-        f(*a, **k)
-        return "OK"
-    except errors.PKCS11Error as e:
-        return errors.name(e.rv)
-"""
 
 
 def openssl(*args: str, cwd: Path) -> None:
@@ -91,14 +80,6 @@ def token_keys(tmp_path_factory: pytest.TempPathFactory) -> TokenKeys:
     """openssl-made keys and certificates (made once per test session)."""
     return make_token_keys(tmp_path_factory.mktemp("token-keys"))
 
-
-def last_json(out: str) -> dict:
-    """The last line of a snippet's output that is a JSON object."""
-    for line in reversed(out.strip().splitlines()):
-        line = line.strip()
-        if line.startswith("{"):
-            return json.loads(line)
-    raise AssertionError(f"no JSON result in the output:\n{out}")
 
 
 def cert_public_key(pem: Path):

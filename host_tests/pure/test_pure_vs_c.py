@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from harness.firmware_json import run_json
+from harness.device_json import run_json
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 PRE = """\

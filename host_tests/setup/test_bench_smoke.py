@@ -34,7 +34,8 @@ def _number(cell: str) -> float:
 def test_bench_tiny_run_prints_every_row_with_numbers(tmp_path: Path) -> None:
     out = tmp_path / "bench"
     proc = subprocess.run([sys.executable, str(BENCH), "--targets", "unix", "--tiny", "--quiet",
-                           "--out", str(out)], capture_output=True, text=True, timeout=120,
+                           "--rows", "4,7,8", "--out", str(out)], capture_output=True, text=True,
+                          timeout=180,
                           env=dict(os.environ, BUILD=str(BUILD)), cwd=ROOT)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     lines = {line.split("|")[1].strip(): line for line in proc.stdout.splitlines()
@@ -60,3 +61,16 @@ def test_bench_tiny_run_prints_every_row_with_numbers(tmp_path: Path) -> None:
     # the bench's private keys do not stay in files outside the token (the server's may)
     assert not list((out / "pki").rglob("*client*.key"))
     assert not list(out.rglob("bench_*.pem"))
+
+    # the comparison rows that need only what `make test` installs: each with its
+    # baseline and a ratio (TLS with the key in RAM; boot to first PUBACK as shares)
+    cmp = json.loads((out / "compare.json").read_text())
+    by_group: dict[str, list[dict]] = {}
+    for r in cmp:
+        by_group.setdefault(r["group"], []).append(r)
+    assert set(by_group) >= {"4 TLS", "7 size", "8 boot"}, sorted(by_group)
+    tls = by_group["4 TLS"][0]
+    assert tls["ours"] > 0 and tls["base"] > 0 and tls["ratio"] > 0, tls
+    steps = [r for r in by_group["8 boot"] if r["ratio"] is not None]
+    assert len(steps) == 6 and abs(sum(r["ratio"] for r in steps) - 1) < 1e-6, steps
+    assert "## Against what a user would pick instead" in (out / "results.md").read_text()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
-from harness.firmware_json import run_json
+from harness.device_json import run_json, snippet
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -21,7 +21,7 @@ HASHES = {20: hashes.SHA1(), 32: hashes.SHA256(), 48: hashes.SHA384(), 64: hashe
 
 def fw(unix_fw, code: str, **kw):
     """Run code after the pure-backend prelude; its last output line is JSON."""
-    return run_json(unix_fw, code, **kw)
+    return run_json(unix_fw, code, prelude=snippet("pure_prelude"), **kw)
 
 
 def point(key: ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey) -> bytes:

@@ -1,5 +1,6 @@
-"""The CK* numbers: pkcs11/constants.py and the private `_CK*` copies each
-module of the package declares with const() agree with the standard header
+"""The CK* numbers: pkcs11/constants.py, the private `_CK*` copies every device
+module declares with const() (pkcs11, p11tls, p11csr, mqtt, ...) and the host
+tool's name tables agree with the standard header
 (p11-kit's pkcs11.h, from Debian's libp11-kit-dev), and the error table names
 every CKR code; the firmware's errors module agrees too."""
 
@@ -14,6 +15,8 @@ import pytest
 from harness.paths import ROOT
 
 PKG = ROOT / "modules" / "pkcs11" / "pkcs11"
+MODULES = ROOT / "modules"
+DEVICE_FILES = sorted(str(p.relative_to(MODULES)) for p in MODULES.rglob("*.py") if p.name != "manifest.py")
 HEADER = Path("/usr/include/p11-kit-1/p11-kit/pkcs11.h")
 
 
@@ -63,18 +66,48 @@ def test_constants_module_matches_the_standard() -> None:
     assert not missing
 
 
-@pytest.mark.parametrize("module", sorted(p.name for p in PKG.glob("*.py")))
+def test_every_device_package_is_checked() -> None:
+    assert {"pkcs11/pkcs11/api.py", "p11tls/p11tls.py", "p11csr/p11csr.py"} <= set(DEVICE_FILES)
+
+
+@pytest.mark.parametrize("module", DEVICE_FILES)
 def test_private_const_copies_match(module: str) -> None:
     header = _header_values()
     checked = 0
-    for name, v in _assignments(PKG / module).items():
+    for name, v in _assignments(MODULES / module).items():
         if name.startswith("_CK") and name[1:] in header:
             assert v == header[name[1:]], f"{module}: {name} = {v:#x}, the standard says {header[name[1:]]:#x}"
             checked += 1
         elif name.startswith("_CK"):
             pytest.fail(f"{module}: {name} is not a standard name")
-    if module in ("objects.py", "token.py", "api.py", "mechanisms.py", "pythonic.py"):
+    if module.startswith("pkcs11/pkcs11/") and Path(module).name in (
+            "objects.py", "token.py", "api.py", "mechanisms.py", "pythonic.py"):
         assert checked > 10
+    if module in ("p11tls/p11tls.py", "p11csr/p11csr.py"):
+        assert checked > 0
+
+
+# The host tool's tables name flags in its own words; these are the standard's names.
+_TOOL_FLAG_NAMES = {"EC-Fp": "CKF_EC_F_P", "EC-named-curve": "CKF_EC_NAMEDCURVE",
+                    "EC-uncompressed": "CKF_EC_UNCOMPRESS"}
+
+
+def _standard_name(prefix: str, word: str) -> str:
+    return _TOOL_FLAG_NAMES.get(word) or prefix + word.upper().replace("-", "_")
+
+
+def test_host_tool_names_match_the_standard() -> None:
+    import p11board.names as names
+    header = _header_values()
+    tables = [("CKM_", names.CKM, True), ("CKA_", names.CKA, True), ("CKO_", names.CKO, False),
+              ("CKK_", names.CKK, False), ("CKF_", names.CKF_MECH, False), ("CKF_", names.CKF_TOKEN, False)]
+    for prefix, table, full in tables:
+        for value, word in table.items():
+            name = word if full else _standard_name(prefix, word)
+            assert name in header, f"p11board.names: {word!r} is not a standard name ({name})"
+            assert header[name] == value, f"p11board.names: {name} = {value:#x}, the standard says {header[name]:#x}"
+    for name in ("CKF_LOGIN_REQUIRED", "CKF_USER_PIN_INITIALIZED"):
+        assert getattr(names, name) == header[name]
 
 
 def test_error_table_names_every_code(unix_fw) -> None:

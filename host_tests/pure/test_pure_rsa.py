@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from harness.firmware_json import run_json
+from harness.device_json import run_json, snippet
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -18,7 +18,7 @@ ALGS = {"sha1": hashes.SHA1(), "sha256": hashes.SHA256(), "sha384": hashes.SHA38
 
 def fw(unix_fw, code: str, **kw):
     """Run code after the pure-backend prelude; its last output line is JSON."""
-    return run_json(unix_fw, code, **kw)
+    return run_json(unix_fw, code, prelude=snippet("pure_prelude"), **kw)
 
 
 def b(i: int) -> bytes:
