@@ -21,7 +21,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 MPY_LIB_STUB := $(BUILD)/mpylib
 COMMON_MAKE_ARGS := USER_C_MODULES=$(CURDIR)/firmware/cmodule MPY_LIB_DIR=$(MPY_LIB_STUB)
 
-.PHONY: all deps sources unix qemu stock-unix esp32 flash test test-unix test-qemu demo bench clean help
+.PHONY: all deps sources unix qemu stock-unix esp32 flash test test-unix test-qemu demo bench check clean help
 
 all: unix qemu
 
@@ -34,7 +34,20 @@ help:
 	@echo "make bench   C module vs pure Python, and vs mbedTLS, RISC-V, openssl/SoftHSM2, key in RAM, serial bytes, scaling, size, boot (bench/README.md)"
 	@echo "make esp32 [BOARD=ESP32_C3_PKCS11]   build the ESP32 (or ESP32-C3) firmware (needs ESP-IDF v5.2-v5.4: . \$$IDF_PATH/export.sh)"
 	@echo "make flash PORT=/dev/ttyUSB0 [BOARD=...]   write the board's app partition (the token partition is kept)"
-	@echo "make clean   remove $(BUILD)"
+	@echo "make clean   remove $(BUILD) (user state lives outside it and is kept: see below)"
+	@echo "make test-unix | make test-qemu   the tests of one firmware only"
+	@echo "make check [CA=root.pem] [TOKEN_DIR=dir]   p11board check of the provisioned unix token (with CA: live MQTT to a local broker)"
+	@echo ""
+	@echo "variables:"
+	@echo "  BUILD=<dir>          where every build product goes (default ./build)"
+	@echo "  PYTEST_ARGS='...'    extra pytest options for test, test-unix, test-qemu (e.g. -k tool -x)"
+	@echo "  JOBS=<n>             parallel compile jobs (default: nproc)"
+	@echo "  ENDPOINT=<host> THING=<name> [TOKEN_DIR=<dir>]   make demo against AWS IoT Core"
+	@echo "  FULL=1               make flash: also write the bootloader and the partition table"
+	@echo "  ERASE_TOKEN=1        make flash: erase the token partition (every key on it is lost)"
+	@echo ""
+	@echo "user state (not in BUILD): p11board --qemu's flash image ~/.local/share/p11board/qemu-flash.img,"
+	@echo "the unix firmware's token ~/.micropython/pkcs11-token"
 
 deps: $(BUILD)/.deps-apt $(VENV)/.installed
 
@@ -63,14 +76,14 @@ $(MPY_DIR)/mpy-cross/build/mpy-cross: | sources
 	@$(MAKE) -s -C $(MPY_DIR)/mpy-cross -j$(JOBS) BUILD=build >/dev/null
 
 unix: sources $(MPY_DIR)/mpy-cross/build/mpy-cross
-	@echo "[build] unix firmware -> $(UNIX_BIN)"
+	@echo "[build] unix firmware -> $(UNIX_BIN) (about a minute the first time; log: $(BUILD)/unix-build.log)"
 	@$(MAKE) -s -C $(MPY_DIR)/ports/unix -j$(JOBS) $(COMMON_MAKE_ARGS) \
 		VARIANT_DIR=$(CURDIR)/boards/unix BUILD=$(BUILD)/unix \
 		> $(BUILD)/unix-build.log 2>&1 \
 		|| { tail -n 30 $(BUILD)/unix-build.log; echo "[build] unix firmware failed; full log: $(BUILD)/unix-build.log"; exit 1; }
 
 qemu: sources $(MPY_DIR)/mpy-cross/build/mpy-cross
-	@echo "[build] qemu MPS2-AN385 firmware -> $(QEMU_ELF)"
+	@echo "[build] qemu MPS2-AN385 firmware -> $(QEMU_ELF) (about a minute the first time; log: $(BUILD)/qemu-build.log)"
 	@$(MAKE) -s -C $(MPY_DIR)/ports/qemu -j$(JOBS) $(COMMON_MAKE_ARGS) \
 		BOARD=MPS2_AN385 BOARD_DIR=$(CURDIR)/boards/qemu BUILD=$(BUILD)/qemu \
 		FROZEN_MANIFEST=$(CURDIR)/boards/qemu/manifest.py \
@@ -193,6 +206,13 @@ demo: deps unix
 		$(if $(ENDPOINT),--endpoint $(ENDPOINT)) $(if $(THING),--thing $(THING)) \
 		$(if $(TOKEN_DIR),--token-dir $(TOKEN_DIR))
 
+# Is the provisioned unix token ready? `p11board check`: stored endpoint/thing, key,
+# certificate, root CA; with CA=<the CA that issued the certificate> also a live MQTT
+# connect/publish through the token to a local mosquitto (127.0.0.1) that trusts it.
+# TOKEN_DIR=<dir> (default: the firmware's own token directory).
+check: deps unix
+	@BUILD=$(BUILD) $(VENV)/bin/p11board --unix $(if $(TOKEN_DIR),--token-dir $(TOKEN_DIR)) check $(if $(CA),--ca $(CA))
+
 # Speed and heap of the crypto and token calls, C module vs the pure-Python baseline,
 # on the unix firmware (wall time) and the qemu board (instruction counts under -icount);
 # prints a table, writes $(BUILD)/bench/results.{md,json}. See bench/README.md.
@@ -237,5 +257,16 @@ bench-rv32: sources $(MPY_DIR)/mpy-cross/build/mpy-cross
 bench-deps: deps
 	@bash bench/install-bench-deps.sh host $(VENV)
 
+# The user's tokens are not in BUILD. An image left there by an older p11board
+# (BUILD/p11board-qemu/flash.img) is moved to the new place first, never deleted.
+OLD_QEMU_FLASH := $(BUILD)/p11board-qemu/flash.img
+USER_QEMU_FLASH := $(or $(XDG_DATA_HOME),$(HOME)/.local/share)/p11board/qemu-flash.img
 clean:
+	@if [ -f "$(OLD_QEMU_FLASH)" ]; then \
+		if [ -e "$(USER_QEMU_FLASH)" ]; then \
+			echo "[clean] $(OLD_QEMU_FLASH) holds a token and $(USER_QEMU_FLASH) exists too: move one away, then make clean again"; exit 1; \
+		fi; \
+		mkdir -p "$(dir $(USER_QEMU_FLASH))" && mv "$(OLD_QEMU_FLASH)" "$(USER_QEMU_FLASH)" && \
+		echo "[clean] kept the p11board --qemu token: moved $(OLD_QEMU_FLASH) to $(USER_QEMU_FLASH)"; \
+	fi
 	rm -rf $(BUILD)

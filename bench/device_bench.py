@@ -89,7 +89,9 @@ def provision(p11, h, ec, rsa):
           (0x125, rsa["q"]), (0x126, rsa["dp"]), (0x127, rsa["dq"]), (0x128, rsa["qinv"])])
     for label, name in ((EC_CERT, "bench_ec.der"), (RSA_CERT, "bench_rsa.der"),
                         (b"Root Cert", "bench_root.der")):
-        make([(0x0, 1), (0x80, 0), (0x1, True), (0x3, label), (0x11, _read(name))])
+        # the root is a trust anchor (CKA_TRUSTED 0x86): p11tls uses only such a root
+        make([(0x0, 1), (0x80, 0), (0x1, True), (0x3, label), (0x11, _read(name)),
+              (0x86, label == b"Root Cert")])
 
 
 def prims():

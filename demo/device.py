@@ -21,7 +21,8 @@ T0 = time.ticks_ms()
 
 
 def say(text):
-    print("  device %6d ms  %s" % (time.ticks_diff(time.ticks_ms(), T0), text))
+    # time since this device script started (cumulative), not the step's own time
+    print("  device %6d ms since start  %s" % (time.ticks_diff(time.ticks_ms(), T0), text))
 
 
 def destroy(s, label):

@@ -87,7 +87,15 @@ def test_blank_token_partition_is_formatted_once_and_keeps_objects(unix_fw, esp3
     assert "stats 0 True" in first                    # littlefs erased before programming, always
     assert "token.rec" in first
     image = esp32_flash.image.read_bytes()
-    assert _outside(image, "token") == b"\xff" * (ESP32_FLASH_SIZE - esp32_partition("token")[1])
+    # outside the token partition only NVS changed: the device key and the
+    # rollback counter of the records live there (pkcs11.devkey)
+    nvs_off, nvs_size = esp32_partition("nvs")
+    rest = _outside(image, "token")
+    tok_off = esp32_partition("token")[0]
+    assert nvs_off + nvs_size <= tok_off
+    assert rest[:nvs_off] + rest[nvs_off + nvs_size:] == b"\xff" * (ESP32_FLASH_SIZE - esp32_partition("token")[1]
+                                                                   - nvs_size)
+    assert b"devkey" in image[nvs_off:nvs_off + nvs_size]
     assert esp32_flash.read("token")[8:16] == b"littlefs"
 
     # a new boot: mounted without formatting; both keys still sign

@@ -126,15 +126,16 @@ def _strip_hash_comments(text: str) -> str:
     return "\n".join(line.split("#", 1)[0] for line in text.splitlines())
 
 
-def test_the_hook_wraps_one_function_and_comments_say_which():
-    """The hook wraps mbedtls_pk_sign_restartable; rsa.c once said mbedtls_rsa_pkcs1_sign."""
+def test_the_hook_wraps_the_sign_functions_and_comments_say_which():
+    """The hook wraps mbedtls_pk_sign_restartable (TLS 1.2) and mbedtls_pk_sign_ext (TLS 1.3);
+    rsa.c once said mbedtls_rsa_pkcs1_sign."""
     wrapped = set()
     for f in [*CMODULE.rglob("micropython.mk"), *CMODULE.rglob("micropython.cmake")]:
         wrapped |= set(re.findall(r"--wrap=(\w+)", f.read_text()))
     for f in _sources(PKCS11_DIR) + _sources(P11TLS_DIR):
         wrapped |= set(re.findall(r"__wrap_(\w+)", f.read_text()))
         assert "mbedtls_rsa_pkcs1_sign" not in f.read_text(), f.name
-    assert wrapped == {"mbedtls_pk_sign_restartable"}
+    assert wrapped == {"mbedtls_pk_sign_restartable", "mbedtls_pk_sign_ext"}
     assert "mbedtls_pk_sign_restartable" in (PKCS11_DIR / "rsa.c").read_text()
 
 

@@ -60,7 +60,7 @@ def tool_unix(tmp_path: Path) -> P11Board:
     require_unix_firmware()
     work = tmp_path / "toolwork"
     work.mkdir()
-    return P11Board(["--unix", "--token-dir", str(tmp_path / "token")], work)
+    return P11Board(["--unix", "--token-dir", str(tmp_path / "token"), "--create"], work)
 
 
 @pytest.fixture
@@ -71,7 +71,7 @@ def tool_qemu(tmp_path: Path) -> P11Board:
         pytest.fail(f"{QEMU_ELF} is missing: run `make qemu` first")
     work = tmp_path / "toolwork"
     work.mkdir()
-    return P11Board(["--qemu", "--flash", str(tmp_path / "qemu" / "flash.img")], work)
+    return P11Board(["--qemu", "--flash", str(tmp_path / "qemu" / "flash.img"), "--create"], work)
 
 
 def run_openssl(*args: str, cwd: Path) -> str:

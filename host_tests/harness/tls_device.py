@@ -62,7 +62,8 @@ p11.C_Initialize()
 h = p11.C_OpenSession(p11.C_GetSlotList(True)[0], CKF_SERIAL_SESSION | CKF_RW_SESSION)
 with open("import.crt", "rb") as f:
     p11.C_CreateObject(h, [(CKA_CLASS, CKO_CERTIFICATE), (CKA_CERTIFICATE_TYPE, CKC_X_509),
-                           (CKA_TOKEN, True), (CKA_LABEL, {label!r}), (CKA_VALUE, f.read())])
+                           (CKA_TOKEN, True), (CKA_LABEL, {label!r}), (CKA_VALUE, f.read()),
+                           (CKA_TRUSTED, {label!r} == b"Root Cert")])
 p11.C_CloseSession(h)
 p11.C_Finalize()
 print("provisioned")

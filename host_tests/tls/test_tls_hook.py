@@ -88,9 +88,13 @@ def server(openssl_server, local_ca: LocalCA):
 
 @pytest.mark.parametrize("key_type", ["ec", "rsa"])
 @pytest.mark.parametrize("suite,hash_name,digest_len", [
-    (SHA256_SUITE, "SHA256", 32), (SHA384_SUITE, "SHA384", 48)])
-def test_hook_signs_the_suite_digest(unix_fw, local_ca, server, key_type, suite, hash_name,
-                                     digest_len):
+    (SHA256_SUITE, "SHA256", 32), (SHA384_SUITE, "SHA384", 48), (SHA256_SUITE, "SHA512", 64)])
+def test_hook_signs_the_digest_it_is_given(unix_fw, local_ca, openssl_server, key_type, suite,
+                                           hash_name, digest_len):
+    # The server allows one hash; mbedTLS (tls-cv-hash.patch) signs with it, whatever the suite.
+    cert = local_ca.issue_server()
+    server = openssl_server(cert.cert_path, cert.key_path, local_ca.root_path,
+                            sigalgs=("ECDSA+" if key_type == "ec" else "RSA+") + hash_name)
     setup_files(unix_fw, local_ca, key_type)
     out = unix_fw.run(PRELUDE + f"""
 record = []
@@ -108,7 +112,7 @@ _p11tls.unregister(t)
         assert lines["inputs"] == f"[{digest_len}]"
     else:
         # The token gets the DER DigestInfo of the suite's hash (not a hard-coded SHA-256).
-        oid_last = {"SHA256": 1, "SHA384": 2}[hash_name]
+        oid_last = {"SHA256": 1, "SHA384": 2, "SHA512": 3}[hash_name]
         prefix = bytes([0x30, 17 + digest_len, 0x30, 0x0D, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
                         0x65, 0x03, 0x04, 0x02, oid_last, 0x05, 0x00, 0x04, digest_len])
         assert lines["inputs"] == f"[{19 + digest_len}]"

@@ -39,7 +39,8 @@ for label, name in ((b"Device Cert", "device.der"), (b"Root Cert", "root.der"),
                     (b"Other Cert", "other.der")):
     with open(name, "rb") as f:
         p11.C_CreateObject(h, [(CKA_CLASS, CKO_CERTIFICATE), (CKA_CERTIFICATE_TYPE, CKC_X_509),
-                               (CKA_TOKEN, True), (CKA_LABEL, label), (CKA_VALUE, f.read())])
+                               (CKA_TOKEN, True), (CKA_LABEL, label), (CKA_VALUE, f.read()),
+                               (CKA_TRUSTED, label == b"Root Cert")])
 p11.C_Finalize()
 print("stored")
 """

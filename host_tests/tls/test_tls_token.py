@@ -49,7 +49,10 @@ def test_connect_through_the_token(token_pki, openssl_server, local_ca, server_c
                                    suite):
     client = token_pki.add_identity(f"device-{key_type}", key_type)
     token_pki.add_root()
-    server = openssl_server(server_cert.cert_path, server_cert.key_path, local_ca.root_path)
+    # The server allows only the suite's hash (with other hashes allowed, SHA-256 is chosen:
+    # tls/test_tls_sigalgs.py).
+    server = openssl_server(server_cert.cert_path, server_cert.key_path, local_ca.root_path,
+                            sigalgs=("ECDSA+" if key_type == "ec" else "RSA+") + SUITES[suite][1])
     out = connect(token_pki, server.port, suite=suite)
     assert "reply b'nekot olleh\\n'" in out, out
     assert server.wait_for("Verification: OK")
@@ -279,6 +282,9 @@ def test_connect_makes_the_seeds_calls_in_the_seeds_order(token_pki, openssl_ser
     calls = _recorded_connect(token_pki, server.port, ', ca=open("root.pem").read()')
     names = [c[0] for c in calls]
     seed = [n for n in SEED_CLIENT_ORDER if n != "C_GenerateRandom"]
+    # Not in the seed: the search for intermediate CAs ("Device Cert CA 1", none here).
+    chain = ["C_FindObjectsInit", "C_FindObjects", "C_FindObjectsFinal"]
+    seed[11:11] = chain
     if key_type == "rsa":
         seed.insert(seed.index("C_SignInit"), "C_GetAttributeValue")
     assert names == seed
@@ -286,7 +292,8 @@ def test_connect_makes_the_seeds_calls_in_the_seeds_order(token_pki, openssl_ser
     finds = [c for c in calls if c[0] == "C_FindObjectsInit"]
     # (MicroPython's json writes the bytes labels as strings)
     assert [c[1] for c in finds] == [[[CKA_CLASS, 3], [CKA_LABEL, "Device Priv TLS Key"]],
-                                     [[CKA_CLASS, 1], [CKA_LABEL, "Device Cert"]]]
+                                     [[CKA_CLASS, 1], [CKA_LABEL, "Device Cert"]],
+                                     [[CKA_CLASS, 1], [CKA_LABEL, "Device Cert CA 1"]]]
     reads = [c[2] for c in calls if c[0] == "C_GetAttributeValue"]
     assert reads[:2] == [[CKA_KEY_TYPE], [CKA_VALUE]]
     mechanism = [c[1] for c in calls if c[0] == "C_SignInit"]

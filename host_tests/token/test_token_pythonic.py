@@ -77,7 +77,7 @@ with pkcs11.open_session(rw=True) as s:
     R["rsa_pss_sig"] = hx(r.sign(b"hello", CKM_SHA256_RSA_PKCS_PSS, (CKM_SHA256, CKG_MGF1_SHA256, 32)))
     R["by_id"] = s.get_key(id=b"\\x07") == r
     s.import_pem(open("ec_pkcs8.pem", "rb").read(), label="twin")
-    s.import_pem(open("ec_sec1.pem", "rb").read(), label="twin")
+    s.import_pem(open("ec_sec1.pem", "rb").read(), label="twin 2")[CKA_LABEL] = "twin"   # a taken label is refused
     try:
         s.get_key(label="twin")
     except pkcs11.MultipleObjectsReturned as e:

@@ -103,9 +103,10 @@ print(json.dumps({"h": data_obj(b"fmt", b"payload")}))
 """))
     rec = unix_fw.token_dir / f"{out['h']:08x}.obj"
     data = rec.read_bytes()
-    assert data[:4] == b"P11R" and data[4] == 1 and data[5:6] == b"O"
+    assert data[:4] == b"P11R" and data[4] == 2 and data[5:6] == b"O"
     assert int.from_bytes(data[6:10], "big") == out["h"]
-    assert hashlib.sha256(data[:-32]).digest() == data[-32:]
+    # version 2: an HMAC under the device key, not a hash anyone can recompute
+    assert hashlib.sha256(data[:-32]).digest() != data[-32:]
     assert b"payload" in data and b"fmt" in data
     meta = (unix_fw.token_dir / "token.rec").read_bytes()
     assert meta[:4] == b"P11R" and meta[5:6] == b"T"
@@ -118,11 +119,14 @@ p11.C_SetPIN(h, b"", b"pin-4711-secret")
 """)
     meta = (unix_fw.token_dir / "token.rec").read_bytes()
     assert b"pin-4711-secret" not in meta
-    # the hash is PBKDF2-HMAC-SHA256 over a per-token salt (found in the record)
+    # the verifier is HMAC(PBKDF2-HMAC-SHA256(PIN, per-token salt), "pin verifier")
+    # (the PBKDF2 output itself also derives the key that wraps the user key)
+    import hmac
     found = False
     for i in range(len(meta) - 48):
         salt, digest = meta[i:i + 16], meta[i + 16:i + 48]
-        if hashlib.pbkdf2_hmac("sha256", b"pin-4711-secret", salt, 1000) == digest:
+        p = hashlib.pbkdf2_hmac("sha256", b"pin-4711-secret", salt, 2700)     # config.PIN_ITERATIONS_C
+        if hmac.new(p, b"pin verifier", "sha256").digest() == digest:
             found = True
     assert found
 
@@ -366,13 +370,16 @@ R["public"] = ckr(p11.C_GetAttributeValue, h, {ids['pub']}, [CKA_LABEL])
 R["set_pin"] = ckr(p11.C_SetPIN, h, b"", b"9999")
 p11.C_CloseAllSessions(0)
 R["init_token"] = ckr(p11.C_InitToken, 0, b"new-so-pin", b"fresh")
+R["erase"] = ckr(p11.erase_token, 0)
+R["init_after_erase"] = ckr(p11.C_InitToken, 0, b"new-so-pin", b"fresh")
 h = p11.C_OpenSession(0, CKF_SERIAL_SESSION)
 R["old_objects"] = ckr(p11.C_GetAttributeValue, h, {ids['pub']}, [CKA_LABEL])
 R["label"] = p11.C_GetTokenInfo(0)["label"].decode().strip()
 print(json.dumps(R))
 """))
     assert res == {"flags_login_required": True, "login": "DEVICE_ERROR", "private": "USER_NOT_LOGGED_IN",
-                   "public": "OK", "set_pin": "DEVICE_ERROR", "init_token": "OK",
+                   "public": "OK", "set_pin": "DEVICE_ERROR", "init_token": "DEVICE_ERROR",
+                   "erase": "OK", "init_after_erase": "OK",
                    "old_objects": "OBJECT_HANDLE_INVALID", "label": "fresh"}
 
 

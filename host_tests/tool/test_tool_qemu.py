@@ -117,7 +117,7 @@ def test_installed_copy_drives_qemu_from_outside_the_repository(tmp_path):
 
     where = run("-c", "import p11board.cli, p11lab.paths as p; print(p.__file__, p.SOURCE_ROOT)")
     assert where.stdout.split() == [str(site / "p11lab" / "paths.py"), "None"], where.stderr
-    r = run("-m", "p11board.cli", "--qemu", "--flash", str(tmp_path / "flash.img"), "--json", "info")
+    r = run("-m", "p11board.cli", "--qemu", "--flash", str(tmp_path / "flash.img"), "--create", "--json", "info")
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
     assert info["board"].startswith("qemu board") and info["platform"] == "qemu"

@@ -130,7 +130,7 @@ class Recorder:
 
     def __init__(self, monkeypatch, token_dir: Path, cwd: Path) -> None:
         self.outputs: list[tuple[list[str], int, str, str]] = []
-        self.base = ["--unix", "--token-dir", str(token_dir)]
+        self.base = ["--unix", "--token-dir", str(token_dir), "--create"]
         self.cwd = cwd
         monkeypatch.setenv("BUILD", str(BUILD))
         monkeypatch.delenv("P11BOARD_PIN", raising=False)
@@ -187,6 +187,8 @@ def test_no_command_lets_private_key_bytes_leave_the_device(known_keys, seed_fil
         run("list", "--json", *pin_args)
         run("config", *pin_args)
         run("config", "--json", *pin_args)
+        run("check", *pin_args)
+        run("check", "--json", *pin_args)
         for label in labels:
             run("show", label, *pin_args)
             run("show", label, "--json", *pin_args)
@@ -210,6 +212,8 @@ def test_no_command_lets_private_key_bytes_leave_the_device(known_keys, seed_fil
     run("set-pin", "--so", "--old-pin", "x", "--new-pin", "y", expect=1)  # no SO PIN yet
     run("init-token", "--so-pin", "so-pin-1", "--label", "Wiped", "--user-pin", "1234", "--yes")
     run("list", "--json", "--pin", "1234")
+    run("init-pin", "--so-pin", "so-pin-1", "--new-pin", "5678")
+    run("unlock", "--so-pin", "so-pin-1", "--new-pin", "5679")
 
     assert len(run.outputs) > 100 and len(run.received) > 10_000
     # the commands did see the keys: their public halves were printed
@@ -292,7 +296,7 @@ def test_the_attribute_lists_of_show_and_list_hold_no_secret_attribute():
     assert 0x11 not in device.SHOW_ATTRIBUTES[2] + device.SHOW_ATTRIBUTES[3]
     commands = set(cli.build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
     assert commands == {"info", "list", "show", "import-key", "import-cert", "import-ca", "generate-key",
-                        "csr", "destroy", "set-pin", "init-token", "config",
+                        "csr", "destroy", "set-pin", "init-token", "config", "init-pin", "unlock", "check",
                         # p11bridge's: the board's loop refuses secret attributes itself
                         # (host_tests/bridge/test_bridge_unix.py)
                         "serve", "install-module"}

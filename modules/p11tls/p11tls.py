@@ -28,6 +28,13 @@
 # TCP connect errors keep their errno with its name in the text. A failed
 # signature inside the token re-raises the token's PKCS11Error.
 #
+# Certificate chain: a device certificate issued by an intermediate CA is sent
+# with its intermediates. They are token certificates labelled
+# chain_label(cert_label, 1), (.., 2)...: "Device Cert CA 1" issued "Device
+# Cert", "Device Cert CA 2" issued "Device Cert CA 1"; the first label missing
+# ends the chain (at most MAX_CHAIN). Several certificates need the firmware's
+# load_cert_chain to take a list (firmware/patches/tls-own-chain.patch).
+#
 # Deadline: connect() gives TCP connect + handshake `deadline` seconds in all
 # (default 30), whatever the server's pace; `timeout` bounds each read.
 
@@ -41,15 +48,22 @@ from pkcs11.objects import P256_PARAMS
 KEY_LABEL = labels.LABEL_DEVICE_PRIVATE_KEY
 CERT_LABEL = labels.LABEL_DEVICE_CERTIFICATE
 CA_LABEL = labels.LABEL_ROOT_CERTIFICATE
+# intermediates read after the device certificate, at most
+MAX_CHAIN = const(4)
 
 _CKA_MODULUS = const(0x120)
 _CKA_PUBLIC_EXPONENT = const(0x122)
 _CKO_CERTIFICATE = const(1)
+_CKA_TRUSTED = const(0x86)
+_CKA_VALUE = const(0x11)
 _CKO_PRIVATE_KEY = const(3)
 _CKK_RSA = const(0)
 _CKK_EC = const(3)
 _CKM_RSA_PKCS = const(0x1)
 _CKM_ECDSA = const(0x1041)
+_CKM_RSA_PKCS_PSS = const(0xD)
+# (hash length, CKM_SHA*, CKG_MGF1_SHA*) for TLS 1.3's RSA-PSS signatures
+_PSS = ((32, 0x250, 2), (48, 0x260, 3), (64, 0x270, 4))
 
 _X509_VERIFY = const(-0x2700)
 # Hints for mbedTLS codes (the names come with MicroPython's OSError).
@@ -149,6 +163,28 @@ def _find(s, cls, label, what):
             "pass pin= or a logged-in session)" if cls == _CKO_PRIVATE_KEY else ""))
     except pkcs11.MultipleObjectsReturned:
         raise TokenError("several objects labelled %r in the token" % (_text(label),))
+
+
+def chain_label(cert_label, i):
+    """The label of the i-th CA certificate above the device certificate
+    (1: the one that issued it): cert_label + " CA <i>"."""
+    if isinstance(cert_label, str):
+        cert_label = cert_label.encode()
+    return cert_label + (" CA %d" % i).encode()
+
+
+def _chain(s, cert_label, cert):
+    # [device certificate, intermediates...] when the token holds intermediates.
+    ders = [cert]
+    for i in range(1, MAX_CHAIN + 1):
+        try:
+            ders.append(s.get_object(object_class=_CKO_CERTIFICATE, label=chain_label(cert_label, i)).der)
+        except pkcs11.NoSuchKey:
+            break
+        except pkcs11.MultipleObjectsReturned:
+            raise TokenError("several objects labelled %r in the token"
+                             % (_text(chain_label(cert_label, i)),))
+    return ders[0] if len(ders) == 1 else ders
 
 
 def reference_key(ticket, n=None, e=None):
@@ -274,10 +310,19 @@ def wrap_socket(sock, server_hostname, session=None, key_label=KEY_LABEL,
         ktype = key.key_type
         cert = _find(session, _CKO_CERTIFICATE, cert_label, "certificate").der
         if ca is None:
-            ca = _find(session, _CKO_CERTIFICATE, ca_label, "root CA certificate").der
+            root = _find(session, _CKO_CERTIFICATE, ca_label, "root CA certificate")
+            # only a trust anchor the SO put there (issue 10, finding 8)
+            # (one read for both: the seed's call sequence stays as it was)
+            trusted, ca = root.get(_CKA_TRUSTED, _CKA_VALUE)
+            if not trusted:
+                raise TokenError("the root CA certificate %r in the token is not trusted (CKA_TRUSTED): "
+                                 "store it with p11board import-ca (as the SO when the token has an "
+                                 "SO PIN)" % (_text(ca_label),))
             ca_from = "in the token (%r)" % (_text(ca_label),)
         else:
             ca_from = "given to p11tls"
+        # Not in the seed's sequence: the intermediate CAs, if the token holds any.
+        cert = _chain(session, cert_label, cert)
         if ktype == _CKK_EC:
             mech = _CKM_ECDSA
             n = e = None
@@ -287,7 +332,13 @@ def wrap_socket(sock, server_hostname, session=None, key_label=KEY_LABEL,
         else:
             raise TokenError("key %r is neither EC nor RSA" % (_text(key_label),))
 
-        def sign(data):
+        def sign(data, pss_hash_len=None):
+            # TLS 1.3 signs RSA with PSS (the hook passes the hash length): salt = hash length.
+            if pss_hash_len is not None:
+                for n, hash_mech, mgf in _PSS:
+                    if n == pss_hash_len:
+                        return key.sign(data, (_CKM_RSA_PKCS_PSS, (hash_mech, mgf, n)))
+                raise ValueError("no PSS hash of %d bytes" % pss_hash_len)
             return key.sign(data, mech)
 
         ticket = _p11tls.register(sign)
@@ -307,6 +358,10 @@ def wrap_socket(sock, server_hostname, session=None, key_label=KEY_LABEL,
             raise TokenError("the root CA %s is not a valid X.509 certificate" % (ca_from,))
         try:
             ctx.load_cert_chain(cert, reference_key(ticket, n, e))
+        except TypeError:
+            raise TokenError("the token holds intermediate CA certificates (%r...) but this "
+                             "firmware's tls module loads one certificate" % (
+                                 _text(chain_label(cert_label, 1)),))
         except ValueError:
             raise TokenError("the certificate %r in the token is not a valid X.509 certificate"
                              % (_text(cert_label),))

@@ -30,8 +30,12 @@ PIN_ENV = "P11BOARD_PIN"
 
 CONNECTION_DEFAULTS: dict[str, Any] = {
     "device": "auto", "unix": False, "qemu": False, "firmware": None, "token_dir": None,
-    "elf": None, "flash": None, "pin": None, "timeout": 60.0, "json": False, "quiet": False,
+    "elf": None, "flash": None, "create": False, "pin": None, "pin_fd": None, "timeout": 60.0, "json": False, "quiet": False,
 }
+
+# options that carry a secret: given as arguments they show in `ps` and in the
+# shell history (issue 10, finding 9)
+SECRET_OPTIONS = ("pin", "old_pin", "new_pin", "so_pin", "user_pin")
 
 
 def _common_options() -> argparse.ArgumentParser:
@@ -47,19 +51,28 @@ def _common_options() -> argparse.ArgumentParser:
                    help="unix firmware binary (default: $BUILD/unix/micropython)")
     g.add_argument("--token-dir", default=S, metavar="DIR",
                    help="with --unix: the token directory (PKCS11_TOKEN_DIR; default: the "
-                        "firmware's own, ~/.micropython/pkcs11-token)")
+                        "firmware's own, ~/.micropython/pkcs11-token, made on first use)")
     g.add_argument("--qemu", action="store_true", default=S,
                    help="run this repository's qemu board (p11lab.qemu)")
     g.add_argument("--elf", default=S, metavar="PATH",
                    help="qemu firmware (default: $BUILD/qemu/firmware.elf)")
     g.add_argument("--flash", default=S, metavar="IMAGE",
-                   help="with --qemu: persistent flash image (default: $BUILD/p11board-qemu/flash.img)")
+                   help="with --qemu: persistent flash image (default: "
+                        "~/.local/share/p11board/qemu-flash.img, made on first use)")
+    g.add_argument("--create", action="store_true", default=S,
+                   help="make the --token-dir directory or --flash image when it does not exist "
+                        "(a new, empty token); without it a missing one is refused")
     o = p.add_argument_group("common options")
     o.add_argument("--pin", default=S,
-                   help="user PIN, when the token has one (or env P11BOARD_PIN; '-' asks)")
+                   help="user PIN, when the token has one ('-' asks; better: env P11BOARD_PIN or "
+                        "--pin-fd, a PIN in the arguments shows in ps and the shell history)")
+    o.add_argument("--pin-fd", type=int, default=S, metavar="FD",
+                   help="read the user PIN from this file descriptor (its first line)")
     o.add_argument("--timeout", type=float, default=S, metavar="SECONDS",
                    help="longest silence from the board before giving up (default 60)")
-    o.add_argument("--json", action="store_true", default=S, help="JSON output (info, list, show)")
+    o.add_argument("--json", action="store_true", default=S, help="JSON output: info, list, show, "
+                   "config print their records; every other command, and every failure, one "
+                   "summary {ok, command, exit, error, output, messages}")
     o.add_argument("-q", "--quiet", action="store_true", default=S, help="no progress messages")
     return p
 
@@ -68,14 +81,34 @@ def _fill_defaults(args: argparse.Namespace) -> None:
     for k, v in CONNECTION_DEFAULTS.items():
         if not hasattr(args, k):
             setattr(args, k, v)
+    given = [k for k in SECRET_OPTIONS if getattr(args, k, None) not in (None, "-")]
+    if given:
+        show.error("warning: " + ", ".join("--" + k.replace("_", "-") for k in given)
+                   + " on the command line shows in ps and the shell history; use the prompt "
+                   f"(leave it out or give '-'), {PIN_ENV} or --pin-fd")
+    if args.pin is None and args.pin_fd is not None:
+        args.pin = read_pin_fd(args.pin_fd)
     if args.pin is None:
         args.pin = os.environ.get(PIN_ENV) or None
     if args.pin == "-":
+        if not sys.stdin.isatty():
+            raise ToolError(Exit.ABORTED, "--pin -: no terminal to ask for the PIN on; give it "
+                            f"with --pin PIN or the environment variable {PIN_ENV}")
         args.pin = getpass.getpass("user PIN: ")
     if args.unix and args.qemu:
         raise ToolError(Exit.USAGE, "--unix and --qemu exclude each other")
     if (args.unix or args.qemu) and args.device != "auto":
         raise ToolError(Exit.USAGE, "--device cannot be combined with --unix or --qemu")
+
+
+def read_pin_fd(fd: int) -> str:
+    """The first line from file descriptor fd (closed after reading)."""
+    try:
+        with os.fdopen(fd, "r", closefd=True) as f:
+            line = f.readline()
+    except OSError as e:
+        raise ToolError(Exit.USAGE, f"--pin-fd {fd}: {e.strerror}") from None
+    return line.rstrip("\r\n")
 
 
 # -- the parser -----------------------------------------------------------------------------
@@ -93,8 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    def add(name: str, fn: Callable[[argparse.Namespace, UI], int], help: str) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, parents=[common], help=help, description=help)
+    def add(name: str, fn: Callable[[argparse.Namespace, UI], int], help: str,
+            aliases: tuple[str, ...] = ()) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, parents=[common], help=help, description=help, aliases=list(aliases))
         sp.set_defaults(func=fn)
         return sp
 
@@ -115,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--no-public", action="store_true", help="do not store the public key object")
     sp.add_argument("--id", help="CKA_ID in hex (default: SHA-1 of the public key)")
     sp.add_argument("--replace", action="store_true", help="replace objects with the same labels")
+    sp.add_argument("--force", action="store_true", help=f"store it even when the token's "
+                    f"{names.DEFAULT_CERT_LABEL!r} is the certificate of another key")
 
     for name, fn, label, what in (("import-cert", commands.import_cert, names.DEFAULT_CERT_LABEL, "the device certificate"),
                                   ("import-ca", commands.import_ca, names.DEFAULT_CA_LABEL, "a root CA certificate")):
@@ -123,6 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--label", help=f"default {label!r}")
         sp.add_argument("--id", help="CKA_ID in hex (default: SHA-1 of the certificate's public key)")
         sp.add_argument("--replace", action="store_true", help="replace a certificate with the same label")
+        sp.add_argument("--force", action="store_true", help=f"store a {names.DEFAULT_CERT_LABEL!r} "
+                        f"even when it is not for the token's {names.DEFAULT_KEY_LABEL!r}")
+        if name == "import-ca":
+            sp.add_argument("--so-pin", help="the SO PIN, when the token has one: a trusted root "
+                                             "(CKA_TRUSTED) is stored by the SO ('-' asks)")
 
     sp = add("generate-key", commands.generate_key, "generate an EC P-256 key pair inside the token "
              "(prints the public key)")
@@ -130,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--public-label", help=f"default {names.DEFAULT_PUB_LABEL!r} for the default key label")
     sp.add_argument("--id", help="CKA_ID in hex (default: SHA-1 of the public key)")
     sp.add_argument("--replace", action="store_true", help="replace keys with the same labels")
+    sp.add_argument("--force", action="store_true", help=f"replace the device key even though the "
+                    f"stored {names.DEFAULT_CERT_LABEL!r} will no longer match it")
 
     sp = add("csr", commands.csr, "a PKCS#10 request built on the board and signed by the token's key, "
              "for aws iot create-certificate-from-csr")
@@ -137,8 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--label", default=names.DEFAULT_KEY_LABEL, help=f"the private key (default {names.DEFAULT_KEY_LABEL!r})")
     sp.add_argument("--out", default="-", metavar="FILE", help="where to write the PEM (default: stdout)")
 
-    sp = add("destroy", commands.destroy, "destroy the objects labelled LABEL (asks first)")
-    sp.add_argument("label", metavar="LABEL")
+    sp = add("destroy", commands.destroy, "destroy the objects labelled LABEL, or one object by "
+             "--handle, or the objects with --id (asks first)")
+    sp.add_argument("label", metavar="LABEL", nargs="?")
+    sp.add_argument("--handle", type=int, help="the object with this handle (see list)")
+    sp.add_argument("--id", help="the objects with this CKA_ID (hex, see list)")
     sp.add_argument("--class", dest="cls", choices=list(names.CKO_BY_NAME), help="only this class")
     sp.add_argument("-y", "--yes", action="store_true", help="do not ask")
 
@@ -148,11 +194,24 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--old-pin", help="current PIN ('' when the token has no user PIN yet)")
     sp.add_argument("--new-pin", help="new PIN")
 
+    sp = add("init-pin", commands.init_pin, "the security officer sets a new user PIN (C_InitPIN): "
+             "unlocks a user PIN locked after too many wrong tries, or replaces a forgotten one; "
+             "keys and certificates stay", aliases=("unlock",))
+    sp.add_argument("--so-pin", help="the SO PIN (set with init-token)")
+    sp.add_argument("--new-pin", help="the new user PIN")
+
     sp = add("init-token", commands.init_token, "erase the token and set its label and SO PIN (asks first)")
     sp.add_argument("--label", default="MicroPython token", help="token label")
     sp.add_argument("--so-pin", help="SO PIN (the current one when the token has one)")
     sp.add_argument("--user-pin", help="also set this user PIN")
     sp.add_argument("-y", "--yes", action="store_true", help="do not ask")
+
+    sp = add("check", commands.check, "is the board ready to connect? the stored endpoint and thing, "
+             "the device key, its certificate (matching, valid, issued by --ca) and the root CA; "
+             "with --ca and --unix also a live MQTT connect/publish through the token to a local "
+             "mosquitto on 127.0.0.1 that trusts that CA")
+    sp.add_argument("--ca", metavar="CA.pem", help="the CA that issued the device certificate "
+                    "(a local CA's root.pem for a board provisioned locally)")
 
     sp = add("config", commands.config, "show or set the AWS IoT client configuration stored on the "
              f"board ({device.CONFIG_FILE} in the token directory)")
@@ -184,25 +243,50 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
         return Exit.USAGE
-    ui = UI(quiet=False, as_json=False)
+    show.ERRORS.clear()
+    ui = UI(quiet=False, as_json=bool(getattr(args, "json", False)))
+    code: int
     try:
         _fill_defaults(args)
         ui = UI(quiet=args.quiet, as_json=args.json)
-        return int(args.func(args, ui))
+        code = int(args.func(args, ui))
     except ToolError as e:
         show.error(str(e))
-        return int(e.code)
+        code = int(e.code)
     except DeviceFailure as e:
-        return int(_report_device_failure(e))
+        code = int(_report_device_failure(e))
     except KeyboardInterrupt:
         show.error("interrupted")
-        return int(Exit.ABORTED)
+        code = int(Exit.ABORTED)
+    ui.finish(args.command, code, "\n".join(show.ERRORS) if show.ERRORS else None)
+    return code
+
+
+def pin_tries(state: tuple[int, int] | None) -> str:
+    """What the token's PIN flags say after a wrong PIN (CKF_*_PIN_COUNT_LOW,
+    FINAL_TRY, LOCKED), with the limit of wrong tries in a row."""
+    if not state:
+        return ""
+    flags, limit = state
+    parts = []
+    for who, low, final, locked, way_out in (
+            ("user PIN", 0x10000, 0x20000, 0x40000, ""),
+            ("SO PIN", 0x100000, 0x200000, 0x400000,
+             f"; only {PROG} init-token (it erases every object) resets the token")):
+        if flags & locked:
+            parts.append(f"the {who} is locked ({limit} wrong tries in a row){way_out}")
+        elif flags & final:
+            parts.append(f"the {who} has ONE try left (it locks after {limit} wrong tries in a row)")
+        elif flags & low:
+            parts.append(f"wrong {who} tries are counted: it locks after {limit} wrong tries in a row")
+    return ("\n  " + "\n  ".join(parts)) if parts else ""
 
 
 def _report_device_failure(e: DeviceFailure) -> Exit:
     if e.rv is not None:
         sentence = ckr_sentence(e.rv)
-        show.error(f"token error: {e.text}" + (f" -- {sentence}" if sentence else ""))
+        show.error(f"token error: {e.text}" + (f" -- {sentence}" if sentence else "")
+                   + pin_tries(e.pin_state))
         return Exit.TOKEN
     if e.kind == "ImportError":
         show.error(f"the board's firmware lacks a module this tool needs ({e.text}): "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import io
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -15,6 +16,7 @@ from p11lab import LabError, paths
 
 from .device import MARK
 from .errors import Exit, ToolError
+from .lock import Lock
 
 Progress = Callable[[str], None]
 
@@ -22,11 +24,14 @@ Progress = Callable[[str], None]
 class DeviceFailure(Exception):
     """The device script reported an exception: (type name, CKR value or None, text)."""
 
-    def __init__(self, kind: str, rv: int | None, text: str) -> None:
+    def __init__(self, kind: str, rv: int | None, text: str,
+                 pin_state: tuple[int, int] | None = None) -> None:
         super().__init__(text)
         self.kind = kind
         self.rv = rv
         self.text = text
+        # after a wrong or locked PIN: (token flags, the token's limit of wrong tries)
+        self.pin_state = pin_state
 
 
 class Board:
@@ -80,16 +85,20 @@ class Board:
                                 "reset it and try again")
             raise ToolError(Exit.DEVICE, f"{self.name}: the device script failed: {last}")
         result = None
+        pin_state = None
         for line in lines:
-            for tag in ("R", "E"):
+            for tag in ("R", "E", "F"):
                 if line.startswith(MARK + tag):
                     try:
                         value = ast.literal_eval(line[len(MARK) + 1:])
                     except (ValueError, SyntaxError):
                         raise ToolError(Exit.DEVICE, f"{self.name}: garbled answer from the board") from None
+                    if tag == "F":
+                        pin_state = value
+                        continue
                     if tag == "E":
                         kind, rv, text = value
-                        raise DeviceFailure(kind, rv, text)
+                        raise DeviceFailure(kind, rv, text, pin_state)
                     result = value
         if result is None:
             raise ToolError(Exit.DEVICE, f"{self.name}: the board gave no answer "
@@ -106,7 +115,7 @@ class Connection:
     def __init__(self, *, device: str = "auto", unix: bool = False, qemu: bool = False,
                  firmware: str | None = None, token_dir: str | None = None,
                  elf: str | None = None, flash: str | None = None, timeout: float = 60,
-                 say: Progress | None = None) -> None:
+                 say: Progress | None = None, create: bool = False) -> None:
         self.device = device
         self.unix = unix
         self.qemu = qemu
@@ -116,6 +125,8 @@ class Connection:
         self.flash = flash
         self.timeout = timeout
         self.say = say or (lambda s: None)
+        self.create = create
+        self.created = False        # a new, empty token was made for this command
         self._stops: list[Callable[[], None]] = []
         self.transport: Any = None
 
@@ -126,6 +137,8 @@ class Connection:
             elif self.qemu:
                 path, name = self._start_qemu()
             else:
+                # mpremote opens the port with pyserial's exclusive=True: an flock
+                # for as long as this command runs (see _open for the busy case)
                 path, name = self._find_serial(), None
             return self._open(path, name or path)
         except BaseException:
@@ -151,6 +164,10 @@ class Connection:
                 self._stops.pop()()
             except Exception:
                 pass
+
+    def _lock(self, path: Path | str, what: str) -> None:
+        lock = Lock(path, what).acquire()
+        self._stops.append(lock.release)
 
     # -- serial ports ---------------------------------------------------------
 
@@ -180,6 +197,8 @@ class Connection:
         except TransportError as e:
             msg = str(e)
             if msg.startswith("failed to access"):
+                if os.path.exists(path):
+                    Lock(path, "serial port").acquire().release()     # raises the busy error when held
                 msg += " (no such port, no permission, or in use by another program)"
             raise ToolError(Exit.CONNECTION, msg) from None
         except OSError as e:
@@ -192,7 +211,8 @@ class Connection:
             # that off stdout (it may carry --json output).
             seen = io.StringIO()
             with contextlib.redirect_stdout(seen):
-                self.transport.enter_raw_repl(soft_reset=True, timeout_overall=max(10.0, self.timeout / 3))
+                self.transport.enter_raw_repl(soft_reset=True,
+                                              timeout_overall=min(self.timeout, max(10.0, self.timeout / 3)))
         except (TransportError, OSError) as e:
             got = seen.getvalue().strip()[-300:]
             raise ToolError(Exit.CONNECTION, f"{name}: no MicroPython raw REPL ({e}): is a "
@@ -209,10 +229,8 @@ class Connection:
             binary = Path(self.firmware) if self.firmware else paths.unix_binary()
             if not binary.exists():
                 raise ToolError(Exit.CONNECTION, f"{binary} is missing: run `make unix` (or give --firmware)")
-            token_dir = None
-            if self.token_dir:
-                token_dir = Path(self.token_dir).resolve()
-                token_dir.mkdir(parents=True, exist_ok=True)
+            token_dir = self._token_dir()
+            self._lock(token_dir, "token directory")
             work = Path(tempfile.mkdtemp(prefix="p11board-unix-"))
             self._stops.append(lambda: shutil.rmtree(work, ignore_errors=True))
             # Ready when it returns: the REPL prompt has been seen (see p11lab.unix).
@@ -220,8 +238,30 @@ class Connection:
         except LabError as e:
             raise ToolError(Exit.CONNECTION, f"--unix: {e}") from None
         self._stops.append(board.stop)
-        where = f"unix firmware ({token_dir or 'its default token directory'})"
+        where = f"unix firmware (token directory {token_dir})"
         return board.pty, where
+
+    def _token_dir(self) -> Path:
+        """The token directory, made when it is new and that is allowed: the
+        default one, or any with --create. A typo in --token-dir must not make
+        an empty token that then "holds no objects"."""
+        if self.token_dir:
+            d = Path(self.token_dir).expanduser().resolve()
+            given = True
+        else:
+            d = default_token_dir()
+            given = False
+        if d.is_dir():
+            return d
+        if d.exists():
+            raise ToolError(Exit.USAGE, f"--token-dir {d} is not a directory")
+        if given and not self.create:
+            raise ToolError(Exit.USAGE, f"--token-dir {d} does not exist: check the path, or add "
+                            "--create to make a new, empty token there")
+        d.mkdir(parents=True, exist_ok=True)
+        self.created = True
+        self.say(f"new token: created the empty token directory {d}")
+        return d
 
     # -- this repository's qemu board ------------------------------------------
 
@@ -232,12 +272,8 @@ class Connection:
             elf = Path(self.elf) if self.elf else paths.qemu_elf()
             if not elf.exists():
                 raise ToolError(Exit.CONNECTION, f"{elf} is missing: run `make qemu` (or give --elf)")
-            if self.flash:
-                flash = Path(self.flash)
-            else:
-                flash = paths.build_dir() / "p11board-qemu" / "flash.img"
-            flash = flash.resolve()
-            flash.parent.mkdir(parents=True, exist_ok=True)
+            flash = self._flash_image()
+            self._lock(flash, "flash image")
             work = Path(tempfile.mkdtemp(prefix="p11board-qemu-"))
             self._stops.append(lambda: shutil.rmtree(work, ignore_errors=True))
             board = QemuBoard(work, elf=elf, flash=flash)
@@ -247,3 +283,55 @@ class Connection:
         except LabError as e:
             raise ToolError(Exit.CONNECTION, f"--qemu: {e}") from None
         return str(pty), f"qemu board (flash image {flash})"
+
+    def _flash_image(self) -> Path:
+        """The flash image, made (empty: it reads as erased flash) when it is new
+        and that is allowed: the default one, or any with --create."""
+        if self.flash:
+            f = Path(self.flash).expanduser().resolve()
+            given = True
+        else:
+            f = default_flash_image()
+            given = False
+        if f.is_file():
+            return f
+        if f.exists():
+            raise ToolError(Exit.USAGE, f"--flash {f} is not a file")
+        if given and not self.create:
+            raise ToolError(Exit.USAGE, f"--flash {f} does not exist: check the path, or add "
+                            "--create to make a new, empty flash image there")
+        if not given:
+            try:
+                old = paths.default_build() / "p11board-qemu" / "flash.img"
+            except Exception:
+                old = None
+            if old is not None and old.is_file():
+                raise ToolError(Exit.USAGE, f"the default flash image moved out of the build directory "
+                                f"(make clean deleted it): move {old} to {f}, or give --flash {old}")
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.touch()
+        self.created = True
+        self.say(f"new token: created the empty flash image {f}")
+        return f
+
+
+def data_dir() -> Path:
+    """Where p11board keeps user state that must outlive `make clean`:
+    $XDG_DATA_HOME/p11board, by default ~/.local/share/p11board."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "p11board"
+
+
+def default_flash_image() -> Path:
+    """--qemu's flash image when --flash is not given (outside build/: `make
+    clean` keeps it)."""
+    return data_dir() / "qemu-flash.img"
+
+
+def default_token_dir() -> Path:
+    """--unix's token directory when --token-dir is not given: the firmware's own
+    default (PKCS11_TOKEN_DIR, else ~/.micropython/pkcs11-token)."""
+    env = os.environ.get("PKCS11_TOKEN_DIR")
+    if env:
+        return Path(env).expanduser().resolve()
+    return Path.home() / ".micropython" / "pkcs11-token"

@@ -34,7 +34,23 @@ def _o(k, v):
     print("\x1eP11" + k + repr(v))
 def _session(rw):
     import pkcs11
-    return pkcs11.open_session(rw=rw, user_pin=PIN)
+    s = pkcs11.open_session(rw=rw)
+    if PIN is not None:
+        try:
+            s.login(PIN)
+        except Exception as e:
+            _pin_failed(s, e)
+            s.close()
+            raise
+    return s
+def _pin_failed(s, e):
+    # after a wrong or locked PIN: the token's PIN flags (tries left) and the limit
+    if getattr(e, "rv", None) in (0xA0, 0xA4):
+        from pkcs11 import config
+        try:
+            _o("F", (s.token_info()["flags"], config.get("max_pin_failures")))
+        except Exception:
+            pass
 _SECRET = %r
 def _get(o, types):
     # o: a pkcs11 Object; unavailable attributes come back as None
@@ -103,6 +119,7 @@ def _main():
     r["token_partition"] = _check_mount()
     r["platform"] = sys.platform
     r["version"] = sys.version
+    r["micropython"] = ".".join(str(v) for v in sys.implementation.version[:3])
     r["machine"] = getattr(sys.implementation, "_machine", "")
     r["token_dir"] = config.token_dir()
     r["backend"] = crypto.which("ec_sign")
@@ -190,24 +207,33 @@ def _main():
 
 # -- find (for destroy and csr) -----------------------------------------------
 
+# LABEL, ID (None: any); HANDLE: one object by its handle instead
 FIND = r'''
 def _main():
     out = []
     with _session(False) as s:
-        for o in s.find_objects(object_class=CLASS, label=LABEL):
-            out.append((o.handle, _get(o, [0, 3, 0x100])))
+        if HANDLE is not None:
+            try:
+                found = [s.object(HANDLE)]
+            except Exception:
+                found = []
+        else:
+            found = s.find_objects(object_class=CLASS, label=LABEL, id=ID)
+        for o in found:
+            out.append((o.handle, _get(o, [0, 3, 0x100, 0x102])))
         r = {"objects": out, "flags": _flags(s)}
     _o("R", r)
 '''
 
+# HANDLES: [(handle, label)] as FIND saw them
 DESTROY = r'''
 def _main():
     done = []
     with _session(True) as s:
-        for h in HANDLES:
+        for h, label in HANDLES:
             o = s.object(h)
-            if _get(o, [3])[3] != LABEL:
-                raise ValueError("object %d is no longer labelled %r" % (h, LABEL))
+            if _get(o, [3])[3] != label:
+                raise ValueError("object %d is no longer labelled %r" % (h, label))
             o.destroy()
             done.append(h)
     _o("R", {"destroyed": done})
@@ -247,36 +273,83 @@ def _main():
             _o("R", {"taken": _handles(old)})
             return
         _o("P", "storing the key in the token")
-        k = s.import_key(_K, label=LABEL, id=ID, public_label=PUBLIC_LABEL)
-        for o in old:
-            o[0].destroy()
+        try:
+            k = s.import_key(_K, label=LABEL, id=ID, public_label=PUBLIC_LABEL, replace=True,
+                             force=FORCE)
+        except Exception as e:
+            if type(e).__name__ != "KeyMismatch":
+                raise
+            _o("R", {"mismatch": str(e)})
+            return
         _o("R", {"handle": k.handle, "replaced": len(old)})
 '''
 
 # Runs after IMPORT_KEY, whatever happened: the key bytes are zeroed.
+# After import-key: zero the key buffer, then scrub the free heap, where copies
+# made while parsing and storing the key are left (issue 10, finding 9): fill
+# all free memory with zeroed blocks, large to small, until MemoryError, then
+# let them go.
 WIPE_KEY = r'''
 for _i in range(len(_K)):
     _K[_i] = 0
 _K = None
+gc.collect()
+def _scrub():
+    hold = []
+    for n in (4096, 256, 16):
+        try:
+            while True:
+                hold.append(bytearray(n))
+        except MemoryError:
+            pass
+    hold = None
+_scrub()
 gc.collect()
 '''
 
 IMPORT_CERT = _TAKEN + r'''
 def _main():
     _check_mount()
-    with _session(True) as s:
+    if SO_PIN is None:
+        sess = _session(True)
+    else:
+        import pkcs11
+        sess = pkcs11.open_session(rw=True)
+        sess.login(SO_PIN, 0)
+    with sess as s:
         old = _taken(s, [(LABEL, 1)])
         if old and not REPLACE:
             _o("R", {"taken": _handles(old)})
             return
-        c = s.import_certificate(_C, label=LABEL, id=ID)
-        for o in old:
-            o[0].destroy()
+        try:
+            c = s.import_certificate(_C, label=LABEL, id=ID, replace=True, force=FORCE,
+                                     trusted=TRUSTED)
+        except Exception as e:
+            if type(e).__name__ != "KeyMismatch":
+                raise
+            _o("R", {"mismatch": str(e)})
+            return
         # the private key this certificate belongs to, if the token has it
         match = None
         for o in (s.find_objects(object_class=3, id=ID) if ID else ()):
             match = _get(o, [3])[3]
         _o("R", {"handle": c.handle, "replaced": len(old), "key": match})
+'''
+
+# The intermediate CA certificates of the device certificate LABEL, as p11tls
+# reads them: LABEL + " CA 1" (its issuer), " CA 2"...; the old ones go first.
+IMPORT_CHAIN = r'''
+def _main():
+    _check_mount()
+    removed = 0
+    with _session(True) as s:
+        for i in range(1, MAX_CHAIN + 1):
+            for o in s.find_objects(object_class=1, label=LABEL + (" CA %d" % i).encode()):
+                o.destroy()
+                removed += 1
+        for i in range(len(_CHAIN)):
+            s.import_certificate(_CHAIN[i], label=LABEL + (" CA %d" % (i + 1)).encode())
+    _o("R", {"stored": len(_CHAIN), "removed": removed})
 '''
 
 GENERATE = _TAKEN + r'''
@@ -289,7 +362,14 @@ def _main():
             _o("R", {"taken": _handles(old)})
             return
         _o("P", "generating an EC P-256 key pair in the token")
-        pub, priv = s.generate_keypair(label=LABEL, public_label=PUBLIC_LABEL, id=ID or b"")
+        try:
+            pub, priv = s.generate_keypair(label=LABEL, public_label=PUBLIC_LABEL, id=ID or b"",
+                                           replace=True, force=FORCE)
+        except Exception as e:
+            if type(e).__name__ != "KeyMismatch":
+                raise
+            _o("R", {"mismatch": str(e)})
+            return
         q = pub[0x181]
         if not ID:
             h = crypto.hash_new("sha1")
@@ -297,8 +377,6 @@ def _main():
             kid = h.digest()
             pub[0x102] = kid
             priv[0x102] = kid
-        for o in old:
-            o[0].destroy()
         _o("R", {"handle": priv.handle, "public_handle": pub.handle, "ec_point": q,
                  "id": priv[0x102], "replaced": len(old)})
 '''
@@ -331,12 +409,38 @@ def _main():
     import pkcs11
     s = pkcs11.open_session(rw=True)
     try:
-        if SO:
-            s.login(OLD, 0)
-        s.set_pin(OLD, NEW)
+        had = _flags(s) & (0x8 if not SO else 0x400)
+        try:
+            if SO:
+                s.login(OLD, 0)
+            s.set_pin(OLD, NEW)
+        except Exception as e:
+            _pin_failed(s, e)
+            raise
     finally:
         s.close()
-    _o("R", {"ok": True})
+    _o("R", {"ok": True, "had": bool(had) or bool(SO)})
+'''
+
+# The SO sets a new user PIN (C_InitPIN): unlocks a locked user PIN, or sets a
+# forgotten one; keys and certificates stay.
+INIT_PIN = r'''
+def _main():
+    import pkcs11
+    s = pkcs11.open_session(rw=True)
+    try:
+        try:
+            s.login(SO_PIN, 0)
+        except Exception as e:
+            _pin_failed(s, e)
+            raise
+        before = _flags(s)
+        s.p11.C_InitPIN(s.h, NEW)
+        s.logout()
+        after = _flags(s)
+    finally:
+        s.close()
+    _o("R", {"before": before, "after": after})
 '''
 
 INIT_TOKEN = r'''
@@ -387,4 +491,48 @@ def _main():
         os.remove(path)
         os.rename(path + ".tmp", path)
     _o("R", {"path": path})
+'''
+
+# -- check (p11board check) ------------------------------------------------------
+
+CHECK_READ = r'''
+def _main():
+    import pkcs11
+    from pkcs11 import config
+    r = {"token_dir": config.token_dir()}
+    try:
+        with open(config.token_dir() + "/" + CONFIG_FILE, "rb") as f:
+            r["config"] = f.read(2048)
+    except OSError:
+        r["config"] = None
+    with _session(False) as s:
+        r["flags"] = _flags(s)
+        keys = s.find_objects(object_class=3, label=KEY_LABEL)
+        r["keys"] = len(keys)
+        if len(keys) == 1:
+            r["key"] = _get(keys[0], [0x100, 0x181, 0x120, 0x122])
+        for name, label in (("cert", CERT_LABEL), ("ca", CA_LABEL)):
+            found = s.find_objects(object_class=1, label=label)
+            r[name + "s"] = len(found)
+            if len(found) == 1:
+                r[name] = found[0].der
+    _o("R", r)
+'''
+
+CHECK_MQTT = r'''
+def _main():
+    import p11tls
+    from mqtt import MQTTClient
+    _o("P", "TLS to %s:%d as %r (server name %s)" % (HOST, PORT, THING, SERVER_NAME))
+    c = MQTTClient(THING, p11tls.opener(HOST, PORT, server_hostname=SERVER_NAME, ca=SERVER_CA,
+                                        pin=PIN), keepalive=60)
+    c.connect()
+    _o("P", "connected: the handshake was signed in the token, the broker accepted the certificate")
+    topic = "check/%s" % THING
+    c.subscribe(topic, qos=1)
+    msg = b"p11board check"
+    c.publish(topic, msg, qos=1)
+    got = c.wait_msg(WAIT)
+    c.disconnect()
+    _o("R", {"topic": topic, "echo": got is not None and bytes(got[1]) == msg})
 '''

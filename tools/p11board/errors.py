@@ -13,7 +13,7 @@ class Exit(IntEnum):
     USAGE = 2          # bad command line (argparse uses 2 as well)
     CONNECTION = 3     # no board, cannot open the port, no raw REPL, timeout, launcher failed
     FILE_FORMAT = 4    # a key/certificate file that is missing, unreadable or of the wrong kind
-    OBJECT = 5         # LABEL matches nothing (or too much), or the label is taken (use --replace)
+    OBJECT = 5         # LABEL matches nothing (or too much), the label is taken (--replace), key/cert mismatch (--force)
     ABORTED = 6        # a confirmation was declined (or needed, without a terminal: use --yes)
     DEVICE = 7         # the board failed otherwise: no pkcs11 package, out of memory, a bug
 
@@ -24,8 +24,9 @@ EXIT_HELP = """exit codes:
   2  usage error
   3  connection problem: no board, port busy, no raw REPL, timeout, emulator failed
   4  file format: unreadable file, wrong kind, encrypted key, unsupported key type
-  5  object: LABEL matches no object (or several), or an object with the label
-     exists already (use --replace)
+  5  object: LABEL matches no object (or several), an object with the label
+     exists already (use --replace), or the device key and certificate would
+     not match (use --force)
   6  aborted: a confirmation was declined, or needed without a terminal (use --yes)
   7  device error: firmware without the pkcs11 package, out of memory, ..."""
 
@@ -58,7 +59,8 @@ CKR_HELP: dict[int, str] = {
     0xA0: "the PIN is wrong",
     0xA1: "the PIN has characters the token does not accept",
     0xA2: "the PIN is too short or too long",
-    0xA4: "the PIN is locked after too many wrong tries (the SO can reset it: p11board set-pin --so ...)",
+    0xA4: "the PIN is locked after too many wrong tries in a row (a locked user PIN: the SO "
+          "unlocks it, keys kept: p11board init-pin)",
     0xB1: "too many sessions are open on the board",
     0xB5: "the session is read-only",
     0xB6: "a session is open: close other programs using the token (or reset the board)",

@@ -155,7 +155,8 @@ def load_private_key(path: Path) -> PrivateKeyFile:
 class CertificateFile:
     path: Path
     cert: x509.Certificate
-    count: int          # certificates in the file (the first is used)
+    count: int          # certificates in the file (the first is the device's or the CA's)
+    rest: tuple = ()    # the others, in file order (DER): a device certificate's intermediates
 
     @property
     def der(self) -> bytes:
@@ -177,9 +178,11 @@ def load_certificate(path: Path) -> CertificateFile:
             raise _fail(path, f"no certificate in it (PEM blocks: {', '.join(labels)})")
         try:
             cert = x509.load_pem_x509_certificate(certs[0])
+            rest = tuple(x509.load_pem_x509_certificate(c).public_bytes(serialization.Encoding.DER)
+                         for c in certs[1:])
         except ValueError:
-            raise _fail(path, "the CERTIFICATE block is not a valid X.509 certificate") from None
-        return CertificateFile(path, cert, len(certs))
+            raise _fail(path, "a CERTIFICATE block is not a valid X.509 certificate") from None
+        return CertificateFile(path, cert, len(certs), rest)
     try:
         cert = x509.load_der_x509_certificate(data)
     except ValueError:
@@ -220,6 +223,10 @@ def check_subject(subject: str) -> str:
     parts = [p for p in subject.split(",")]
     if not subject.strip():
         raise ToolError(Exit.USAGE, "--subject is empty; give e.g. --subject \"CN=my-thing\"")
+    if subject.startswith("/"):
+        fixed = ",".join(p for p in subject.split("/") if p)
+        raise ToolError(Exit.USAGE, f"--subject {subject!r} is openssl's form: write it as "
+                        f"--subject {fixed!r}")
     for part in parts:
         k, sep, v = part.partition("=")
         k, v = k.strip(), v.strip()

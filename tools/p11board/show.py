@@ -22,21 +22,46 @@ class UI:
     def __init__(self, quiet: bool, as_json: bool) -> None:
         self.quiet = quiet
         self.json = as_json
+        self.dumped = False                 # --json: the command printed its own JSON
+        self.messages: list[str] = []       # --json: progress and hints, for the summary
+        self.lines: list[str] = []          # --json: text output of commands without a JSON form
 
     def say(self, text: str) -> None:
         """Progress and hints: stderr, unless --quiet."""
+        if self.json:
+            self.messages.append(text)
         if not self.quiet:
             print(f"{PROG}: {text}", file=sys.stderr, flush=True)
 
     def out(self, text: str = "") -> None:
+        if self.json:
+            self.lines.append(text)         # goes into the JSON summary (see finish)
+            return
         print(text, flush=True)
 
     def dump(self, obj: object) -> None:
+        self.dumped = True
         print(json.dumps(jsonable(obj), indent=2, sort_keys=True), flush=True)
+
+    def finish(self, command: str, code: int, error_text: str | None = None) -> None:
+        """--json: every command ends with one JSON document on stdout, failures too."""
+        if not self.json or (self.dumped and error_text is None):
+            return
+        doc: dict[str, Any] = {"ok": code == 0, "command": command, "exit": code}
+        if error_text is not None:
+            doc["error"] = error_text
+        if self.lines:
+            doc["output"] = "\n".join(self.lines)
+        doc["messages"] = self.messages
+        self.dump(doc)
+
+
+ERRORS: list[str] = []
 
 
 def error(text: str) -> None:
-    """A failure, always shown (stderr)."""
+    """A failure, always shown (stderr); kept for the --json summary."""
+    ERRORS.append(text)
     print(f"{PROG}: {text}", file=sys.stderr)
 
 
@@ -80,6 +105,7 @@ def info_record(r: dict[str, Any], where: str, config: dict[str, Any] | None) ->
     return {
         "board": where,
         "platform": r["platform"], "version": r["version"], "machine": r["machine"],
+        "micropython": r.get("micropython"),
         "token_dir": r["token_dir"], "token_partition": r.get("token_partition"),
         "crypto_backend": r["backend"], "mem_free": r["mem_free"],
         "library": {"manufacturer": text(r["info"]["manufacturerID"]),
@@ -106,7 +132,8 @@ def info(ui: UI, info: dict[str, Any]) -> None:
     t = info["token"]
     config = info["config"]
     ui.out(f"board:       {info['board']}")
-    ui.out(f"firmware:    {info['version']} ({info['platform']}; {info['machine']})")
+    mp = f"MicroPython {info['micropython']}" if info.get("micropython") else "MicroPython"
+    ui.out(f"firmware:    {mp} ({info['platform']}; {info['machine']}; Python language {info['version']})")
     ui.out(f"token:       {t['label']!r}, serial {t['serial']}, model {t['model']!r}")
     part = f" (ESP32 token partition: {info['token_partition']})" if info["token_partition"] else ""
     ui.out(f"storage:     {info['token_dir']}: {size(t['free_bytes'])} free of {size(t['total_bytes'])}{part}")
@@ -237,6 +264,8 @@ def objects(ui: UI, objs: list[dict[str, Any]]) -> None:
             ui.out()
         ui.out(f"{o['class']} (handle {o['handle']})")
         for k, v in o["attributes"].items():
+            if k == "CKA_SERIAL_NUMBER" and "certificate" in o:
+                continue        # the certificate's serial is shown below, once
             ui.out(f"  {k:<24} {v}")
         if "value_size" in o:
             ui.out(f"  {'value':<24} {o['value_size']} bytes")
@@ -246,7 +275,12 @@ def objects(ui: UI, objs: list[dict[str, Any]]) -> None:
             for k in ("subject", "issuer", "serial", "not_before", "not_after", "public_key",
                       "sha256_fingerprint", "key_id", "self_signed", "ca", "error"):
                 if k in c:
-                    ui.out(f"    {k:<20} {c[k]}")
+                    v = c[k]
+                    if k == "ca":
+                        v = "yes" if v else ("no" if v is False else "no (no basicConstraints)")
+                    elif k == "self_signed":
+                        v = "yes" if v else "no"
+                    ui.out(f"    {k:<20} {v}")
         if "public_key" in o:
             pk = o["public_key"]
             ui.out(f"  public key:              {pk['type']}, SPKI SHA-256 {pk['spki_sha256']}")

@@ -1,6 +1,7 @@
 # _p11tls: TLS client authentication through the token (CMake-based ports:
 # esp32). mbedTLS's CertificateVerify signature is routed to the token by
-# wrapping mbedtls_pk_sign_restartable at link time (see tls_sign_hook.c).
+# wrapping mbedtls_pk_sign_restartable (TLS 1.2) and mbedtls_pk_sign_ext (TLS 1.3)
+# at link time (see tls_sign_hook.c).
 # It takes its random numbers from _pkcs11: include ../pkcs11/micropython.cmake
 # too (firmware/cmodule/micropython.cmake includes both).
 if(NOT TARGET usermod_pkcs11)
@@ -22,6 +23,7 @@ target_include_directories(usermod_p11tls INTERFACE
 target_link_options(usermod_p11tls INTERFACE
     -Wl,--undefined=__wrap_mbedtls_pk_sign_restartable
     -Wl,--wrap=mbedtls_pk_sign_restartable
+    -Wl,--wrap=mbedtls_pk_sign_ext
 )
 
 target_link_libraries(usermod INTERFACE usermod_p11tls)

@@ -22,6 +22,13 @@
 // Keys without the magic are signed by the real mbedTLS function. A reference
 // key whose ticket is unknown is refused: the dummy values are never used.
 //
+// TLS 1.3 (when the firmware's mbedTLS has MBEDTLS_SSL_PROTO_TLS1_3) signs
+// CertificateVerify with mbedtls_pk_sign_ext() (ssl_tls13_generic.c), whose
+// call to mbedtls_pk_sign_restartable() stays inside pk.c where --wrap cannot
+// reach it: the firmware also wraps mbedtls_pk_sign_ext. ECDSA goes the TLS 1.2
+// way; RSA is RSASSA-PSS there (salt length = hash length):
+//   RSA-PSS: signer(hash, hash_len) -> k bytes (as CKM_RSA_PKCS_PSS gives).
+//
 // The signer is called under nlr_push: an exception (a PKCS11Error from the
 // token, say) is kept for _p11tls.last_error(ticket) and the handshake fails
 // with an mbedTLS error code; no exception ever unwinds through mbedTLS.
@@ -80,8 +87,46 @@ int __wrap_mbedtls_pk_sign_restartable(mbedtls_pk_context *ctx,
     int (*f_rng)(void *, unsigned char *, size_t), void *p_rng,
     mbedtls_pk_restart_ctx *rs_ctx);
 
+int __real_mbedtls_pk_sign_ext(mbedtls_pk_type_t pk_type, mbedtls_pk_context *ctx,
+    mbedtls_md_type_t md_alg, const unsigned char *hash, size_t hash_len,
+    unsigned char *sig, size_t sig_size, size_t *sig_len,
+    int (*f_rng)(void *, unsigned char *, size_t), void *p_rng);
+
+int __wrap_mbedtls_pk_sign_ext(mbedtls_pk_type_t pk_type, mbedtls_pk_context *ctx,
+    mbedtls_md_type_t md_alg, const unsigned char *hash, size_t hash_len,
+    unsigned char *sig, size_t sig_size, size_t *sig_len,
+    int (*f_rng)(void *, unsigned char *, size_t), void *p_rng);
+
 /******************************************************************************/
 // The registry.
+
+// Without a GIL (the unix port) threads change the registry concurrently: one
+// thread's unregister could drop the registry dict from sys.modules while
+// another stores its signer in it (issue 10, finding 10). Every look-up and
+// change of the registry holds this lock; signers run outside it. Nothing
+// that can raise runs while it is held (allocations happen before, or under
+// nlr_push so the lock is released first).
+#if MICROPY_PY_THREAD && !MICROPY_PY_THREAD_GIL
+#include "py/mpthread.h"
+#if !MICROPY_MODULE_BUILTIN_INIT
+#error "_p11tls needs MICROPY_MODULE_BUILTIN_INIT to set up its registry lock"
+#endif
+static mp_thread_mutex_t p11tls_reg_mutex;
+static bool p11tls_reg_mutex_ready;
+static void reg_lock_init(void) {
+    if (!p11tls_reg_mutex_ready) {
+        mp_thread_mutex_init(&p11tls_reg_mutex);
+        p11tls_reg_mutex_ready = true;
+    }
+}
+#define REG_LOCK() mp_thread_mutex_lock(&p11tls_reg_mutex, 1)
+#define REG_UNLOCK() mp_thread_mutex_unlock(&p11tls_reg_mutex)
+#else
+static inline void reg_lock_init(void) {
+}
+#define REG_LOCK()
+#define REG_UNLOCK()
+#endif
 
 // Returns the registry dict, creating it if asked; MP_OBJ_NULL if absent.
 static mp_obj_t registry(bool create) {
@@ -98,7 +143,15 @@ static mp_obj_t registry(bool create) {
 }
 
 // The [signer, last_exception] list of a ticket, or NULL. Never raises.
+static mp_obj_list_t *lookup_entry_locked(const uint8_t *ticket);
 static mp_obj_list_t *lookup_entry(const uint8_t *ticket) {
+    REG_LOCK();
+    mp_obj_list_t *entry = lookup_entry_locked(ticket);
+    REG_UNLOCK();
+    return entry;
+}
+
+static mp_obj_list_t *lookup_entry_locked(const uint8_t *ticket) {
     mp_obj_t reg = registry(false);
     if (reg == MP_OBJ_NULL || !mp_obj_is_type(reg, &mp_type_dict)) {
         return NULL;
@@ -232,12 +285,23 @@ static int ecdsa_raw_to_der(const uint8_t *rs, size_t clen, uint8_t *sig, size_t
 /******************************************************************************/
 // The hook.
 
+static bool call_signer_ex(mp_obj_list_t *entry, const uint8_t *data, size_t len, mp_obj_t extra,
+    uint8_t *out, size_t want);
+
+static bool call_signer(mp_obj_list_t *entry, const uint8_t *data, size_t len, uint8_t *out, size_t want) {
+    return call_signer_ex(entry, data, len, MP_OBJ_NULL, out, want);
+}
+
 // Calls entry's signer with data; copies a result of exactly want bytes to out.
 // Returns false (the exception kept in the entry) on any failure.
-static bool call_signer(mp_obj_list_t *entry, const uint8_t *data, size_t len, uint8_t *out, size_t want) {
+// extra: a second argument for the signer, or MP_OBJ_NULL for none.
+static bool call_signer_ex(mp_obj_list_t *entry, const uint8_t *data, size_t len, mp_obj_t extra,
+    uint8_t *out, size_t want) {
     nlr_buf_t nlr;
     if (nlr_push(&nlr) == 0) {
-        mp_obj_t result = mp_call_function_1(entry->items[0], mp_obj_new_bytes(data, len));
+        mp_obj_t arg = mp_obj_new_bytes(data, len);
+        mp_obj_t result = extra == MP_OBJ_NULL ? mp_call_function_1(entry->items[0], arg)
+            : mp_call_function_2(entry->items[0], arg, extra);
         mp_buffer_info_t bufinfo;
         mp_get_buffer_raise(result, &bufinfo, MP_BUFFER_READ);
         if (bufinfo.len != want) {
@@ -317,6 +381,45 @@ int __wrap_mbedtls_pk_sign_restartable(mbedtls_pk_context *ctx,
     return 0;
 }
 
+int __wrap_mbedtls_pk_sign_ext(mbedtls_pk_type_t pk_type, mbedtls_pk_context *ctx,
+    mbedtls_md_type_t md_alg, const unsigned char *hash, size_t hash_len,
+    unsigned char *sig, size_t sig_size, size_t *sig_len,
+    int (*f_rng)(void *, unsigned char *, size_t), void *p_rng) {
+
+    uint8_t ticket[TICKET_LEN];
+    bool is_rsa;
+    if (ctx == NULL || ctx->MBEDTLS_PRIVATE(pk_info) == NULL || !reference_ticket(ctx, &is_rsa, ticket)) {
+        return __real_mbedtls_pk_sign_ext(pk_type, ctx, md_alg, hash, hash_len,
+            sig, sig_size, sig_len, f_rng, p_rng);
+    }
+    if (pk_type != MBEDTLS_PK_RSASSA_PSS) {
+        // ECDSA or RSA PKCS#1 v1.5: the TLS 1.2 path (the key's own type decides).
+        return __wrap_mbedtls_pk_sign_restartable(ctx, md_alg, hash, hash_len,
+            sig, sig_size, sig_len, f_rng, p_rng, NULL);
+    }
+    if (!is_rsa) {
+        return MBEDTLS_ERR_PK_TYPE_MISMATCH;
+    }
+    mp_obj_list_t *entry = lookup_entry(ticket);
+    if (entry == NULL) {
+        return ERR_UNKNOWN_TICKET;
+    }
+    entry->items[1] = mp_const_none;
+    size_t md_len = mbedtls_md_get_size(mbedtls_md_info_from_type(md_alg));
+    if (md_len == 0 || hash == NULL || (hash_len != 0 && hash_len != md_len)) {
+        return MBEDTLS_ERR_PK_BAD_INPUT_DATA;
+    }
+    size_t key_len = (mbedtls_pk_get_bitlen(ctx) + 7) / 8;
+    if (key_len > sig_size) {
+        return MBEDTLS_ERR_PK_BUFFER_TOO_SMALL;
+    }
+    if (!call_signer_ex(entry, hash, md_len, MP_OBJ_NEW_SMALL_INT(md_len), sig, key_len)) {
+        return ERR_RSA_SIGNER;
+    }
+    *sig_len = key_len;
+    return 0;
+}
+
 /******************************************************************************/
 // The Python module.
 
@@ -325,26 +428,46 @@ static mp_obj_t p11tls_register(mp_obj_t signer) {
     if (!mp_obj_is_callable(signer)) {
         mp_raise_TypeError(MP_ERROR_TEXT("signer must be callable"));
     }
-    mp_obj_t reg = registry(true);
-    mp_map_t *map = mp_obj_dict_get_map(reg);
     uint8_t ticket[TICKET_LEN];
-    mp_obj_t key;
-    do {
+    mp_obj_t items[2] = { signer, mp_const_none };
+    mp_obj_t entry = mp_obj_new_list(2, items);
+    for (;;) {
         // The one random source of the firmware's token: _pkcs11's DRBG.
         if (pkcs11_rng(NULL, ticket, sizeof(ticket)) != 0) {
             pkcs11_raise_rng();
         }
-        key = mp_obj_new_bytes(ticket, sizeof(ticket));
-    } while (mp_map_lookup(map, key, MP_MAP_LOOKUP) != NULL);
-    mp_obj_t items[2] = { signer, mp_const_none };
-    mp_obj_dict_store(reg, key, mp_obj_new_list(2, items));
-    return key;
+        mp_obj_t key = mp_obj_new_bytes(ticket, sizeof(ticket));
+        bool stored = false;
+        REG_LOCK();
+        nlr_buf_t nlr;
+        if (nlr_push(&nlr) == 0) {
+            // registry(true) and the store may allocate (and raise MemoryError)
+            mp_obj_t reg = registry(true);
+            if (mp_map_lookup(mp_obj_dict_get_map(reg), key, MP_MAP_LOOKUP) == NULL) {
+                mp_obj_dict_store(reg, key, entry);
+                stored = true;
+            }
+            nlr_pop();
+        } else {
+            REG_UNLOCK();
+            nlr_jump(nlr.ret_val);
+        }
+        REG_UNLOCK();
+        if (stored) {
+            return key;
+        }
+    }
 }
 static MP_DEFINE_CONST_FUN_OBJ_1(p11tls_register_obj, p11tls_register);
 
 // unregister(ticket): forget the signer (no error if it is already gone). The
 // registry leaves sys.modules with its last signer.
 static mp_obj_t p11tls_unregister(mp_obj_t ticket) {
+    // hashing a non-bytes ticket could raise: only bytes reach the lock
+    if (!mp_obj_is_type(ticket, &mp_type_bytes)) {
+        return mp_const_none;
+    }
+    REG_LOCK();
     mp_obj_t reg = registry(false);
     if (reg != MP_OBJ_NULL && mp_obj_is_type(reg, &mp_type_dict)) {
         mp_map_t *map = mp_obj_dict_get_map(reg);
@@ -354,6 +477,7 @@ static mp_obj_t p11tls_unregister(mp_obj_t ticket) {
                 MP_OBJ_NEW_QSTR(MP_QSTR__p11tls_signers), MP_MAP_LOOKUP_REMOVE_IF_FOUND);
         }
     }
+    REG_UNLOCK();
     return mp_const_none;
 }
 static MP_DEFINE_CONST_FUN_OBJ_1(p11tls_unregister_obj, p11tls_unregister);
@@ -372,11 +496,21 @@ static mp_obj_t p11tls_last_error(mp_obj_t ticket_in) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_1(p11tls_last_error_obj, p11tls_last_error);
 
+// registered(ticket) -> True while a signer is registered under ticket (the
+// look-up the sign hook makes, under the registry lock).
+static mp_obj_t p11tls_registered(mp_obj_t ticket_in) {
+    mp_buffer_info_t bufinfo;
+    mp_get_buffer_raise(ticket_in, &bufinfo, MP_BUFFER_READ);
+    return mp_obj_new_bool(bufinfo.len == TICKET_LEN && lookup_entry(bufinfo.buf) != NULL);
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(p11tls_registered_obj, p11tls_registered);
+
 #if MICROPY_MODULE_BUILTIN_INIT
 // The DRBG's lock must exist before register() draws a ticket, also when
 // _pkcs11 itself has not been imported yet.
 static mp_obj_t p11tls_module_init(void) {
     pkcs11_drbg_init();
+    reg_lock_init();
     return mp_const_none;
 }
 static MP_DEFINE_CONST_FUN_OBJ_0(p11tls_module_init_obj, p11tls_module_init);
@@ -392,6 +526,7 @@ static const mp_rom_map_elem_t p11tls_module_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_register), MP_ROM_PTR(&p11tls_register_obj) },
     { MP_ROM_QSTR(MP_QSTR_unregister), MP_ROM_PTR(&p11tls_unregister_obj) },
     { MP_ROM_QSTR(MP_QSTR_last_error), MP_ROM_PTR(&p11tls_last_error_obj) },
+    { MP_ROM_QSTR(MP_QSTR_registered), MP_ROM_PTR(&p11tls_registered_obj) },
     { MP_ROM_QSTR(MP_QSTR_MAGIC), MP_ROM_PTR(&p11tls_magic_obj) },
     { MP_ROM_QSTR(MP_QSTR_TICKET_LEN), MP_ROM_INT(TICKET_LEN) },
     { MP_ROM_QSTR(MP_QSTR_ERR_UNKNOWN_TICKET), MP_ROM_INT(ERR_UNKNOWN_TICKET) },

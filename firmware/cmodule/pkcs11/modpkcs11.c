@@ -38,6 +38,10 @@ static const mp_rom_map_elem_t pkcs11_module_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_parse_private_key), MP_ROM_PTR(&pkcs11_parse_private_key_obj) },
     { MP_ROM_QSTR(MP_QSTR_parse_public_key), MP_ROM_PTR(&pkcs11_parse_public_key_obj) },
     { MP_ROM_QSTR(MP_QSTR_parse_certificate), MP_ROM_PTR(&pkcs11_parse_certificate_obj) },
+    #if PKCS11_HAVE_CHMOD
+    // fsmode.c (store permissions on the unix port)
+    { MP_ROM_QSTR(MP_QSTR_chmod), MP_ROM_PTR(&pkcs11_chmod_obj) },
+    #endif
 };
 static MP_DEFINE_CONST_DICT(pkcs11_module_globals, pkcs11_module_globals_table);
 

@@ -80,4 +80,12 @@ MP_DECLARE_CONST_FUN_OBJ_1(pkcs11_parse_private_key_obj);
 MP_DECLARE_CONST_FUN_OBJ_1(pkcs11_parse_public_key_obj);
 MP_DECLARE_CONST_FUN_OBJ_1(pkcs11_parse_certificate_obj);
 
+// fsmode.c: chmod where the host has POSIX permissions (the unix port)
+#if defined(__unix__) || defined(__APPLE__)
+#define PKCS11_HAVE_CHMOD (1)
+MP_DECLARE_CONST_FUN_OBJ_2(pkcs11_chmod_obj);
+#else
+#define PKCS11_HAVE_CHMOD (0)
+#endif
+
 #endif // MICROPY_INCLUDED_PKCS11_MODPKCS11_H

@@ -188,3 +188,77 @@ class Partition:
             self._erase(arg * _SECTOR, _SECTOR)
             return 0
         return None
+
+
+# NVS (esp32.NVS): what pkcs11.devkey keeps there on a board (the device key
+# and the rollback counter). The stand-in keeps every namespace in the "nvs"
+# partition of the flash image as one length-prefixed repr() of a dict, read
+# at import and rewritten at each commit (through the open flash file, so it
+# works after "/" is unmounted). Missing keys raise OSError(-4354)
+# (ESP_ERR_NVS_NOT_FOUND) as on the board.
+_NVS_NOT_FOUND = -4354
+
+
+def _nvs_region():
+    for t, st, off, size, name in _rows:
+        if t == 1 and st == 0x02:
+            return off, size
+    return None
+
+
+def _nvs_load():
+    r = _nvs_region()
+    if r is None:
+        return {}
+    _flash.seek(r[0])
+    n = int.from_bytes(_flash.read(4), "big")
+    if n == 0xFFFFFFFF or n == 0 or n > r[1] - 4:
+        return {}
+    try:
+        return eval(_flash.read(n).decode())
+    except Exception:
+        return {}
+
+
+_nvs_data = _nvs_load()
+
+
+class NVS:
+    def __init__(self, namespace):
+        self.ns = namespace
+        self.pending = dict(_nvs_data.get(namespace, {}))
+
+    def _get(self, key):
+        if key not in self.pending:
+            raise OSError(_NVS_NOT_FOUND)
+        return self.pending[key]
+
+    def get_i32(self, key):
+        return self._get(key)
+
+    def set_i32(self, key, value):
+        self.pending[key] = int(value)
+
+    def get_blob(self, key, buf):
+        v = self._get(key)
+        buf[:len(v)] = v
+        return len(v)
+
+    def set_blob(self, key, value):
+        self.pending[key] = bytes(value)
+
+    def erase_key(self, key):
+        self._get(key)
+        del self.pending[key]
+
+    def commit(self):
+        r = _nvs_region()
+        if r is None:
+            raise OSError(_NVS_NOT_FOUND)
+        _nvs_data[self.ns] = dict(self.pending)
+        data = repr(_nvs_data).encode()
+        if len(data) + 4 > r[1]:
+            raise OSError(28)
+        _flash.seek(r[0])
+        _flash.write(len(data).to_bytes(4, "big") + data)
+        _flash.flush()

@@ -355,7 +355,9 @@ class FunctionList:
 
     def C_GenerateKeyPair(self, h, mechanism, public_template, private_template):
         """EC P-256 only (CKM_EC_KEY_PAIR_GEN); returns (public, private) handles.
-        A public template without CKA_TOKEN makes a session object."""
+        A public template without CKA_TOKEN takes the private template's CKA_TOKEN
+        (config public_key_follows_private, FreeRTOS's provisioning relies on it),
+        or makes a session object when that is off or the private template has none."""
         t = self._tok()
         s = t.session(h)
         param = mechanisms.usable(mechanism, "GenerateKeyPair")[1]
@@ -384,6 +386,12 @@ class FunctionList:
         """The number of open sessions (0 before C_Initialize)."""
         t = self._t
         return 0 if t is None else t.session_count()
+
+    def erase_token(self, slot=0):
+        """Vendor extension: destroy every object and PIN of the token, the only
+        way out of a damaged token record (C_InitToken needs the SO PIN, which a
+        damaged record cannot check).  Every session must be closed."""
+        self._slot(slot).erase()
 
     def corrupted_objects(self):
         """[(handle, reason)] of records that failed their integrity check at

@@ -122,12 +122,12 @@ def pbkdf2_sha256(password, salt, iterations):
         return outer.digest()
 
     u = prf(salt + b"\x00\x00\x00\x01")
-    out = bytearray(u)
+    # XOR the blocks as one big integer: a C loop, not 32 bytecode steps
+    acc = int.from_bytes(u, "big")
     for _ in range(iterations - 1):
         u = prf(u)
-        for i in range(32):
-            out[i] ^= u[i]
-    return bytes(out)
+        acc ^= int.from_bytes(u, "big")
+    return acc.to_bytes(32, "big")
 
 
 def equal(a, b):

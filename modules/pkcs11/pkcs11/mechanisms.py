@@ -11,6 +11,8 @@ Input rules (C_Sign / C_Verify data):
   CKM_ECDSA_SHA*     any data, hashed here
   CKM_RSA_PKCS       at most k-11 bytes (normally a DER DigestInfo); output k bytes
   CKM_SHA*_RSA_PKCS  any data, hashed and wrapped in a DigestInfo here
+  CKM_RSA_X_509      verify only (FreeRTOS's tests expect it): raw RSA, the data
+                     (at most k bytes) must equal sig^e mod n left-padded to k bytes
   CKM_RSA_PKCS_PSS   a hash of exactly hashAlg's length
   CKM_SHA*_RSA_PKCS_PSS  any data, hashed here
 """
@@ -23,6 +25,7 @@ from .errors import error
 _CKK_RSA = const(0)
 _CKK_EC = const(3)
 _CKM_RSA_PKCS = const(0x1)
+_CKM_RSA_X_509 = const(0x3)
 _CKM_RSA_PKCS_PSS = const(0xD)
 _CKM_SHA1_RSA_PKCS = const(0x6)
 _CKM_SHA1_RSA_PKCS_PSS = const(0xE)
@@ -69,6 +72,7 @@ _ECDSA = const(2)
 _PKCS1 = const(3)
 _PSS = const(4)
 _KEYGEN = const(5)
+_X509 = const(6)
 
 # (mechanism, scheme, hash index into _HASHES or -1 when the data is pre-hashed)
 _TABLE = (
@@ -78,7 +82,7 @@ _TABLE = (
     (_CKM_ECDSA_SHA384, _ECDSA, 2), (_CKM_ECDSA_SHA512, _ECDSA, 3),
     (_CKM_RSA_PKCS, _PKCS1, -1), (_CKM_SHA1_RSA_PKCS, _PKCS1, 0),
     (_CKM_SHA256_RSA_PKCS, _PKCS1, 1), (_CKM_SHA384_RSA_PKCS, _PKCS1, 2),
-    (_CKM_SHA512_RSA_PKCS, _PKCS1, 3),
+    (_CKM_SHA512_RSA_PKCS, _PKCS1, 3), (_CKM_RSA_X_509, _X509, -1),
     (_CKM_RSA_PKCS_PSS, _PSS, -1), (_CKM_SHA1_RSA_PKCS_PSS, _PSS, 0),
     (_CKM_SHA256_RSA_PKCS_PSS, _PSS, 1), (_CKM_SHA384_RSA_PKCS_PSS, _PSS, 2),
     (_CKM_SHA512_RSA_PKCS_PSS, _PSS, 3),
@@ -121,6 +125,8 @@ def info(mech):
         return {"ulMinKeySize": 256, "ulMaxKeySize": 256, "flags": _CKF_GENERATE_KEY_PAIR | ec}
     if scheme == _ECDSA:
         return {"ulMinKeySize": 256, "ulMaxKeySize": 256, "flags": _CKF_SIGN | _CKF_VERIFY | ec}
+    if scheme == _X509:
+        return {"ulMinKeySize": RSA_BITS, "ulMaxKeySize": RSA_BITS, "flags": _CKF_VERIFY}
     return {"ulMinKeySize": RSA_BITS, "ulMaxKeySize": RSA_BITS, "flags": _CKF_SIGN | _CKF_VERIFY}
 
 
@@ -145,7 +151,8 @@ def usable(mechanism, kind):
     elif kind == "GenerateKeyPair":
         ok = scheme == _KEYGEN
     else:
-        ok = scheme == _ECDSA or scheme == _PKCS1 or scheme == _PSS
+        ok = scheme == _ECDSA or scheme == _PKCS1 or scheme == _PSS or (
+            scheme == _X509 and kind == "Verify")
     if not ok:
         raise error(_CKR_MECHANISM_INVALID, "mechanism 0x%x cannot C_%s" % (mech, kind))
     return m, param
@@ -161,6 +168,17 @@ def _hash_index(mech):
         if _HASHES[i][1] == mech:
             return i
     return -1
+
+
+def _verify_raw(n, e, data, sig):
+    # CKM_RSA_X_509: sig^e mod n == data (left-padded to k bytes); s >= n is invalid.
+    k = len(n)
+    n = int.from_bytes(n, "big")
+    s = int.from_bytes(sig, "big")
+    if s >= n:
+        return False
+    m = pow(s, int.from_bytes(e, "big"), n).to_bytes(k, "big")
+    return crypto.equal(m, bytes(k - len(data)) + data)
 
 
 class Operation:
@@ -182,7 +200,7 @@ class Operation:
             self._pss_param(param)
         elif param is not None:
             raise error(_CKR_MECHANISM_PARAM_INVALID, "this mechanism takes no parameter")
-        if scheme == _PKCS1 or scheme == _PSS:
+        if scheme == _PKCS1 or scheme == _PSS or scheme == _X509:
             k = self.length()
             if k * 8 != RSA_BITS:
                 raise error(_CKR_KEY_SIZE_RANGE, "RSA keys must have 2048 bits")
@@ -236,6 +254,8 @@ class Operation:
             raise error(_CKR_DATA_LEN_RANGE, "CKM_ECDSA takes a hash of 20 to 64 bytes")
         if self.scheme == _PKCS1 and n > self.length() - 11:
             raise error(_CKR_DATA_LEN_RANGE, "at most k-11 bytes for CKM_RSA_PKCS")
+        if self.scheme == _X509 and n > self.length():
+            raise error(_CKR_DATA_LEN_RANGE, "at most k bytes for CKM_RSA_X_509")
         if self.scheme == _PSS and n != _HASHES[self.hi][3]:
             raise error(_CKR_DATA_LEN_RANGE, "CKM_RSA_PKCS_PSS takes a hash of hashAlg's length")
 
@@ -275,6 +295,8 @@ class Operation:
                 ok = crypto.ec_verify(key, x, sig)
             elif self.scheme == _PKCS1:
                 ok = crypto.rsa_verify_pkcs1(key[0], key[1], x, sig)
+            elif self.scheme == _X509:
+                ok = _verify_raw(key[0], key[1], x, sig)
             else:
                 ok = crypto.rsa_verify_pss(key[0], key[1], x, _HASHES[self.hi][0], self.salt, sig)
         except MemoryError:

@@ -5,9 +5,12 @@ usage (which key may sign or verify with which mechanism's key type).
 Supported objects (C_CreateObject / C_GenerateKeyPair):
   CKO_DATA
   CKO_CERTIFICATE, CKC_X_509: CKA_VALUE (DER, or PEM converted to DER) required;
-      CKA_SUBJECT, CKA_ISSUER, CKA_SERIAL_NUMBER are taken from the certificate
-      (a template value that differs -> CKR_TEMPLATE_INCONSISTENT); CKA_START_DATE
-      and CKA_END_DATE default to its validity dates.
+      CKA_ISSUER, CKA_SERIAL_NUMBER are taken from the certificate (a template
+      value that differs -> CKR_TEMPLATE_INCONSISTENT); CKA_SUBJECT defaults to
+      the certificate's subject and is stored as given otherwise (the standard
+      leaves its consistency to the application; FreeRTOS's provisioning code
+      passes b"TestSubject"); CKA_START_DATE and CKA_END_DATE default to its
+      validity dates.
   CKO_PRIVATE_KEY / CKO_PUBLIC_KEY, CKK_EC: P-256 only (CKA_EC_PARAMS is the
       10-byte DER OID; another valid OID -> CKR_CURVE_NOT_SUPPORTED).  Private:
       CKA_VALUE (the scalar, <= 32 bytes) required; CKA_EC_POINT is derived and
@@ -145,6 +148,19 @@ _PRIV_RSA = (_CKA_MODULUS, _Y | _REQ, _CKA_PUBLIC_EXPONENT, _Y | _REQ,
 # the record when needed, so key material is not resident between uses)
 INDEX = (_CKA_CLASS, _CKA_TOKEN, _CKA_PRIVATE, _CKA_LABEL, _CKA_ID, _CKA_KEY_TYPE,
          _CKA_CERTIFICATE_TYPE)
+
+
+# values stored encrypted at rest (store.SEALED) in private-key records and in
+# every CKA_PRIVATE object's record
+_SECRET_VALUES = (_CKA_VALUE, _CKA_PRIVATE_EXPONENT, _CKA_PRIME_1, _CKA_PRIME_2,
+                  _CKA_EXPONENT_1, _CKA_EXPONENT_2, _CKA_COEFFICIENT)
+
+
+def secret_types(attrs):
+    """The attribute types of `attrs` to encrypt at rest (issue 10, finding 4)."""
+    if attrs.get(_CKA_CLASS) in (_CKO_PRIVATE_KEY, 4) or attrs.get(_CKA_PRIVATE):
+        return [t for t in _SECRET_VALUES if t in attrs]
+    return ()
 
 
 def tables(cls, ktype):
@@ -346,7 +362,7 @@ def _cert(attrs, crypto):
     except (ValueError, IndexError, TypeError):
         raise error(_CKR_ATTRIBUTE_VALUE_INVALID, "CKA_VALUE is not an X.509 certificate")
     attrs[_CKA_VALUE] = c["der"]
-    _agree(attrs, _CKA_SUBJECT, c["subject"])
+    _default(attrs, _CKA_SUBJECT, c["subject"])
     _agree(attrs, _CKA_ISSUER, c["issuer"])
     _agree(attrs, _CKA_SERIAL_NUMBER, c["serial"])
     _default(attrs, _CKA_START_DATE, c["not_before"][:8].encode())
@@ -455,6 +471,14 @@ def keypair_attrs(pub_template, priv_template, gen):
     if priv.get(_CKA_EC_PARAMS, params) != params:
         raise error(_CKR_TEMPLATE_INCONSISTENT, "the two templates name different curves")
     pub[_CKA_EC_PARAMS] = priv[_CKA_EC_PARAMS] = params
+    # FreeRTOS's provisioning code leaves CKA_TOKEN out of the public template
+    # and finds the public key after a restart (corePKCS11 stores every object):
+    # with config public_key_follows_private, such a public key is a token
+    # object when the private key is. An explicit CKA_TOKEN is kept.
+    if _CKA_TOKEN not in pub and _CKA_TOKEN in priv:
+        from . import config
+        if config.get("public_key_follows_private"):
+            pub[_CKA_TOKEN] = priv[_CKA_TOKEN]
     # placeholders, replaced by the generated values below
     pub[_CKA_EC_POINT] = b""
     priv[_CKA_VALUE] = b""

@@ -73,6 +73,35 @@ def _b(v):
     return v.encode() if isinstance(v, str) else v
 
 
+def _data(v, what):
+    # PEM as str is fine; anything else but bytes-like gets a clear message
+    if isinstance(v, str):
+        return v.encode()
+    if not isinstance(v, (bytes, bytearray, memoryview)):
+        raise TypeError("%s: give the file's bytes or PEM text, e.g. open(path, 'rb').read(), "
+                        "not %s" % (what, type(v).__name__))
+    return v
+
+
+class LabelTaken(PKCS11Error):
+    """An object of that class with that label exists; pass replace=True to replace it."""
+
+
+class KeyMismatch(PKCS11Error):
+    """A certificate and the token's key it would pair with (same default labels,
+    as TLS uses them) have different public keys; pass force=True to store anyway."""
+
+
+def _same_public(pk, a):
+    # pk: a parsed public key dict; a: [CKA_KEY_TYPE, CKA_EC_POINT, CKA_MODULUS, CKA_PUBLIC_EXPONENT]
+    if pk is None:
+        return False
+    if pk["type"] == "ec":
+        return a[0] == _CKK_EC and a[1] is not None and bytes(a[1]) == ec_point_der(pk["q"])
+    return a[0] == _CKK_RSA and a[2] is not None and bytes(a[2]).lstrip(b"\0") == bytes(pk["n"]).lstrip(b"\0") \
+        and bytes(a[3]).lstrip(b"\0") == bytes(pk["e"]).lstrip(b"\0")
+
+
 class Object:
     """A token or session object seen through a Session."""
 
@@ -239,6 +268,11 @@ class Session:
     def set_pin(self, old_pin, new_pin):
         self.p11.C_SetPIN(self.h, old_pin, new_pin)
 
+    def init_pin(self, pin):
+        """C_InitPIN: the SO (logged in: login(so_pin, 0)) sets a new user PIN;
+        this unlocks a user PIN locked after too many wrong tries."""
+        self.p11.C_InitPIN(self.h, pin)
+
     def token_info(self):
         return self.p11.C_GetTokenInfo(0)
 
@@ -279,11 +313,22 @@ class Session:
 
     get_objects = find_objects
 
+    def _none(self, what):
+        # NoSuchKey, with a hint when private objects are hidden for want of a login
+        msg = "no %s matches" % what
+        try:
+            if self.token_info()["flags"] & 0x4 and self.p11.C_GetSessionInfo(self.h)["state"] in (0, 2):
+                msg += " (the token has a user PIN and this session is not logged in: private " \
+                       "objects are hidden; open_session(user_pin=...) or session.login(pin))"
+        except PKCS11Error:
+            pass
+        return NoSuchKey(None, msg)
+
     def get_object(self, attrs=None, object_class=None, key_type=None, label=None, id=None):
         """Exactly one matching object, else NoSuchKey / MultipleObjectsReturned."""
         found = self._find(2, attrs, object_class, key_type, label, id)
         if not found:
-            raise NoSuchKey(None, "no object matches")
+            raise self._none("object")
         if len(found) > 1:
             raise MultipleObjectsReturned(None, "several objects match")
         return found[0]
@@ -294,7 +339,7 @@ class Session:
             found = [o for o in self.find_objects(None, None, key_type, label, id)
                      if isinstance(o, Key)]
             if not found:
-                raise NoSuchKey(None, "no key matches")
+                raise self._none("key")
             if len(found) > 1:
                 raise MultipleObjectsReturned(None, "%d keys match" % len(found))
             return found[0]
@@ -304,39 +349,117 @@ class Session:
         """C_CreateObject from a dict or list of (type, value); returns the Object."""
         return self.object(self.p11.C_CreateObject(self.h, self._template(attrs, None, None, None, None)))
 
+    def _taken(self, pairs, replace):
+        """The objects in the way of new ones [(class, label)]: LabelTaken unless
+        replace (then the caller destroys them once the new object exists)."""
+        old = []
+        for cls, label in pairs:
+            old.extend(self._find(16, None, cls, None, label, None))
+        if old and not replace:
+            raise LabelTaken(None, "the token already has %r; pass replace=True to replace it"
+                             % (old[0].label,))
+        return old
+
+    def _check_pair(self, cert_pk, key_pk, force):
+        """Refuse to leave the default certificate and key (the pair TLS uses)
+        with different public keys: cert_pk is the certificate's public key,
+        key_pk the key's (parsed dicts; None: read it from the token)."""
+        if force:
+            return
+        if cert_pk is None:
+            try:
+                c = self.get_object(object_class=_CKO_CERTIFICATE, label=labels.LABEL_DEVICE_CERTIFICATE)
+            except NoSuchKey:
+                return
+            cert_pk = crypto.parse_certificate(c[_CKA_VALUE])["public_key"]
+            a = [_CKK_EC, ec_point_der(key_pk["q"]), None, None] if key_pk["type"] == "ec" \
+                else [_CKK_RSA, None, key_pk["n"], key_pk["e"]]
+            if not _same_public(cert_pk, a):
+                raise KeyMismatch(None, "the token's %r is the certificate of another key: store its "
+                                  "new certificate too (import_certificate(..., replace=True)), or "
+                                  "pass force=True" % labels.LABEL_DEVICE_CERTIFICATE)
+            return
+        try:
+            k = self.get_object(object_class=_CKO_PRIVATE_KEY, label=labels.LABEL_DEVICE_PRIVATE_KEY)
+        except NoSuchKey:
+            return          # no key yet: nothing to mismatch
+        try:
+            a = k.get(_CKA_KEY_TYPE, _CKA_EC_POINT, _CKA_MODULUS, _CKA_PUBLIC_EXPONENT)
+        except PKCS11Error as e:
+            a = e.values            # the attributes of the other key type are absent
+            if a is None:
+                raise
+        if not _same_public(cert_pk, a):
+            raise KeyMismatch(None, "this certificate is not for the token's %r (another public "
+                              "key); pass force=True to store it anyway" % labels.LABEL_DEVICE_PRIVATE_KEY)
+
+    def _replace(self, old):
+        for o in old:
+            o.destroy()
+
     def generate_keypair(self, key_type=_CKK_EC, label=None, public_label=None, id=b"",
-                         store=True, private=True):
+                         store=True, private=True, replace=False, force=False):
         """An EC P-256 key pair made on the device: (PublicKey, PrivateKey).
-        Labels default to the FreeRTOS device key labels."""
+        Labels default to the FreeRTOS device key labels. A taken label raises
+        LabelTaken unless replace=True; replacing the device key while its
+        certificate is stored raises KeyMismatch unless force=True."""
         if key_type != _CKK_EC:
             raise error(_CKR_ATTRIBUTE_VALUE_INVALID, "only EC P-256 keys are generated")
         label = _b(label) if label is not None else labels.LABEL_DEVICE_PRIVATE_KEY
         if public_label is None:
             public_label = labels.LABEL_DEVICE_PUBLIC_KEY if label == labels.LABEL_DEVICE_PRIVATE_KEY else label
+        old = self._taken(((_CKO_PRIVATE_KEY, label), (_CKO_PUBLIC_KEY, _b(public_label))), replace)
+        if old and label == labels.LABEL_DEVICE_PRIVATE_KEY and not force:
+            try:
+                self.get_object(object_class=_CKO_CERTIFICATE, label=labels.LABEL_DEVICE_CERTIFICATE)
+                raise KeyMismatch(None, "a new %r would not match the stored %r: destroy that "
+                                  "certificate first, or pass force=True"
+                                  % (label, labels.LABEL_DEVICE_CERTIFICATE))
+            except NoSuchKey:
+                pass
         pub_t = [(_CKA_TOKEN, store), (_CKA_LABEL, _b(public_label)), (_CKA_ID, _b(id)),
                  (_CKA_EC_PARAMS, P256_PARAMS), (_CKA_VERIFY, True)]
         priv_t = [(_CKA_TOKEN, store), (_CKA_LABEL, label), (_CKA_ID, _b(id)),
                   (_CKA_PRIVATE, private), (_CKA_SIGN, True)]
         hp, hk = self.p11.C_GenerateKeyPair(self.h, _CKM_EC_KEY_PAIR_GEN, pub_t, priv_t)
+        self._replace(old)
         return PublicKey(self, hp), PrivateKey(self, hk)
 
-    def import_key(self, data, label=None, id=b"", store=True, private=True, public_label=None):
+    def import_key(self, data, label=None, id=b"", store=True, private=True, public_label=None,
+                   replace=False, force=False):
         """A private key (PKCS#8, SEC1 or PKCS#1; PEM or DER) -> PrivateKey, or a
         public key (SubjectPublicKeyInfo) -> PublicKey.  With public_label, the
-        public half of a private key is stored too (as a PublicKey object)."""
+        public half of a private key is stored too (as a PublicKey object).
+        A taken label raises LabelTaken unless replace=True; a device key that
+        does not match the stored device certificate raises KeyMismatch unless
+        force=True."""
+        data = _data(data, "import_key")
         kind = _kind(data)
         if kind == "public":
-            return self._import_public(crypto.parse_public_key(data), label, id, store)
+            pk = crypto.parse_public_key(data)
+            label = _b(label) if label is not None else labels.LABEL_DEVICE_PUBLIC_KEY
+            old = self._taken(((_CKO_PUBLIC_KEY, label),), replace)
+            o = self._import_public(pk, label, id, store)
+            self._replace(old)
+            return o
         try:
             k = crypto.parse_private_key(data)
-        except ValueError:
+        except ValueError as e:
             if kind is None:
                 try:
                     return self._import_public(crypto.parse_public_key(data), label, id, store)
                 except (ValueError, IndexError):
                     pass
-            raise error(_CKR_ATTRIBUTE_VALUE_INVALID, "not a supported private key")
+            raise error(_CKR_ATTRIBUTE_VALUE_INVALID, "not a supported private key: %s (EC P-256 "
+                        "or RSA; PKCS#8, SEC1 or PKCS#1, unencrypted)" % e)
         label = _b(label) if label is not None else labels.LABEL_DEVICE_PRIVATE_KEY
+        pairs = [(_CKO_PRIVATE_KEY, label)]
+        if public_label is not None:
+            pairs.append((_CKO_PUBLIC_KEY, _b(public_label)))
+        old = self._taken(pairs, replace)
+        if label == labels.LABEL_DEVICE_PRIVATE_KEY:
+            self._check_pair(None, {"type": "ec", "q": k["q"]} if k["type"] == "ec"
+                             else {"type": "rsa", "n": k["n"], "e": k["e"]}, force)
         t = [(_CKA_CLASS, _CKO_PRIVATE_KEY), (_CKA_TOKEN, store), (_CKA_LABEL, label),
              (_CKA_ID, _b(id)), (_CKA_PRIVATE, private), (_CKA_SIGN, True)]
         if k["type"] == "ec":
@@ -354,6 +477,7 @@ class Session:
         t = None
         if public_label is not None:
             self._import_public(pub, public_label, id, store)
+        self._replace(old)
         return PrivateKey(self, h)
 
     def _import_public(self, k, label, id, store):
@@ -366,25 +490,48 @@ class Session:
             t += [(_CKA_KEY_TYPE, _CKK_RSA), (_CKA_MODULUS, k["n"]), (_CKA_PUBLIC_EXPONENT, k["e"])]
         return PublicKey(self, self.p11.C_CreateObject(self.h, t))
 
-    def import_certificate(self, data, label=None, id=b"", store=True):
-        """An X.509 certificate (PEM or DER) -> Certificate ("Device Cert" by default)."""
+    def import_certificate(self, data, label=None, id=b"", store=True, replace=False, force=False,
+                           trusted=None):
+        """An X.509 certificate (PEM or DER) -> Certificate ("Device Cert" by
+        default).  A taken label raises LabelTaken unless replace=True; a
+        "Device Cert" that is not for the token's "Device Priv TLS Key" raises
+        KeyMismatch unless force=True.  trusted: CKA_TRUSTED (a trust anchor
+        p11tls may use; set only by the SO on a token with an SO PIN); None:
+        True for the root CA label ("Root Cert")."""
+        data = _data(data, "import_certificate")
         label = _b(label) if label is not None else labels.LABEL_DEVICE_CERTIFICATE
+        if trusted is None:
+            trusted = label == labels.LABEL_ROOT_CERTIFICATE
+        old = self._taken(((_CKO_CERTIFICATE, label),), replace)
+        if label == labels.LABEL_DEVICE_CERTIFICATE and not force:
+            self._check_pair(crypto.parse_certificate(data)["public_key"], None, force)
         t = [(_CKA_CLASS, _CKO_CERTIFICATE), (_CKA_CERTIFICATE_TYPE, _CKC_X_509),
              (_CKA_TOKEN, store), (_CKA_LABEL, label), (_CKA_ID, _b(id)), (_CKA_VALUE, data)]
-        return Certificate(self, self.p11.C_CreateObject(self.h, t))
+        if trusted:
+            t.append((0x86, True))      # CKA_TRUSTED
+        c = Certificate(self, self.p11.C_CreateObject(self.h, t))
+        self._replace(old)
+        return c
 
     def import_pem(self, data, label=None, **kw):
-        """A key or a certificate from PEM (DER works too): the object made."""
+        """A key or a certificate from PEM (DER works too): the object made.
+        Without a label, the label follows what the PEM is: a CA certificate
+        (issuer == subject) "Root Cert", another certificate "Device Cert", a
+        private key "Device Priv TLS Key", a public key "Device Pub TLS Key"."""
+        data = _data(data, "import_pem")
         kind = _kind(data)
-        cert = kind == "cert"
-        if kind is None:
+        c = None
+        if kind in ("cert", None):
             try:
-                crypto.parse_certificate(data)
-                cert = True
+                c = crypto.parse_certificate(data)
             except (ValueError, IndexError):
-                pass
-        if cert:
-            return self.import_certificate(data, label, kw.get("id", b""), kw.get("store", True))
+                if kind == "cert":
+                    raise
+        if c is not None:
+            if label is None and c["issuer"] == c["subject"]:
+                label = labels.LABEL_ROOT_CERTIFICATE
+            c = None
+            return self.import_certificate(data, label, **kw)
         return self.import_key(data, label, **kw)
 
     # -- crypto -------------------------------------------------------------

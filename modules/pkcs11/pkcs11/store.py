@@ -5,15 +5,31 @@ Knows records, not PKCS#11 rules.  A record is a dict {int: bool | int | bytes}.
 File layout (all integers big-endian):
     offset size
     0      4    magic b"P11R"
-    4      1    format version (1)
+    4      1    format version (2)
     5      1    kind: b"O" object record, b"T" token record
-    6      4    object handle (0 in the token record)
+    6      4    object handle; in the token record its generation
     10     2    number of attributes n
-    12     ...  n times: type u32, tag u8 (0 False, 1 True, 2 int u64, 3 bytes),
-                length u16, value
-    end-32 32   SHA-256 of everything before it
+    12     ...  n times: type u32, tag u8 (0 False, 1 True, 2 int u64, 3 bytes,
+                4 sealed bytes), length u16, value
+A sealed value (private key material, see objects.secret_types) is a 16-byte
+random nonce followed by the value XORed with a keystream: block i is
+SHA-256(enc_key || nonce || i as u32), enc_key derived from the device key.
+Tag 5 (a CKA_PRIVATE object's secret values once a user PIN is set): a 4-byte
+id of the user key, then a sealed value as tag 4 under a key derived from the
+device encryption key AND the user key (random, kept in the token record only
+wrapped under PIN-derived keys, see token.py): without the PIN the value cannot
+be decrypted even with the device key.
+The record's MAC covers the ciphertext (encrypt-then-MAC).  A flash dump
+without the device key shows neither the value nor anything derived from it.
+    end-32 32   HMAC-SHA256 of everything before it under the device key
+                (pkcs11.devkey: kept outside the token directory)
 A record that fails any check (short, magic, version, kind, handle, lengths,
-hash) raises CorruptRecord: it is never used silently.
+MAC) raises CorruptRecord: it is never used silently.  Version 1 records (a
+plain SHA-256, which anyone could recompute) are refused.
+
+Rollback: every write of the token record raises its generation and then the
+device's counter (devkey); a token record older than the counter, or a missing
+token record once the counter has started, raises CorruptRecord.
 
 Files in the root: "<handle as 8 hex digits>.obj" and "token.rec".  Writes are
 atomic replaces: the record goes to "<name>.tmp", is flushed (fsync on the unix
@@ -30,7 +46,7 @@ there simulates a power cut at that point.
 import os
 
 _MAGIC = b"P11R"
-_VERSION = 1
+_VERSION = 2
 _HDR = 12
 _SUM = 32
 META = "token.rec"
@@ -38,16 +54,24 @@ META = "token.rec"
 fault = None
 
 try:
-    from hashlib import sha256 as _sha256
-except ImportError:
-    _sha256 = None
+    from _pkcs11 import chmod as _chmod_impl
+except (ImportError, AttributeError):
+    # CPython has os.chmod; littlefs/FAT on a board have no permissions to set
+    _chmod_impl = getattr(os, "chmod", None)
 
 
-def _hash(data):
-    if _sha256 is not None:
-        return _sha256(data).digest()
-    from . import crypto
-    return crypto.digest("sha256", data)
+def chmod(path, mode):
+    """Set POSIX permissions where the filesystem has them (unix port); a
+    no-op on boards."""
+    if _chmod_impl is not None:
+        try:
+            _chmod_impl(path, mode)
+        except OSError:
+            pass
+
+def _mac(key, data):
+    from .devkey import hmac_sha256
+    return hmac_sha256(key, data)
 
 
 class CorruptRecord(Exception):
@@ -58,8 +82,47 @@ def _u32(b, i):
     return (b[i] << 24) | (b[i + 1] << 16) | (b[i + 2] << 8) | b[i + 3]
 
 
-def encode(kind, handle, attrs):
-    """Serialize a record: bytes ready to write."""
+def _keystream_xor(enc_key, nonce, buf):
+    """XOR buf in place with the keystream of (enc_key, nonce): block i is
+    SHA-256(enc_key || nonce || i), fixed-length inputs with a secret prefix
+    (no length extension applies), one hash object per 32 bytes: little
+    garbage on a board's heap while a TLS handshake holds most of it."""
+    from .devkey import _sha256
+    sha = _sha256()
+    n = len(buf)
+    i = 0
+    blk = 0
+    while i < n:
+        h = sha()
+        h.update(enc_key)
+        h.update(nonce)
+        h.update(blk.to_bytes(4, "big"))
+        ks = h.digest()
+        for j in range(min(32, n - i)):
+            buf[i + j] ^= ks[j]
+        i += 32
+        blk += 1
+
+
+def seal(enc_key, value):
+    from . import crypto
+    nonce = crypto.random_bytes(16)
+    out = bytearray(16 + len(value))
+    out[:16] = nonce
+    out[16:] = value
+    _keystream_xor(enc_key, nonce, memoryview(out)[16:])
+    return out
+
+
+def unseal(enc_key, sealed):
+    out = bytearray(sealed[16:])
+    _keystream_xor(enc_key, bytes(sealed[:16]), out)
+    return bytes(out)
+
+
+def encode(kind, handle, attrs, key, secret=(), enc_key=None, ukid=None):
+    """Serialize a record authenticated under `key` (the MAC key), the values
+    of the types in `secret` sealed under `enc_key`: bytes ready to write."""
     out = bytearray(_MAGIC)
     out.append(_VERSION)
     out += kind
@@ -75,16 +138,27 @@ def encode(kind, handle, attrs):
             out += b"\x00\x08"
             out += v.to_bytes(8, "big")
         else:
+            tag = 3
+            if t in secret:
+                v = seal(enc_key, v)
+                tag = 4
+                if ukid is not None:
+                    v = ukid + v
+                    tag = 5
             if len(v) > 0xFFFF:
                 raise ValueError("attribute value too long")
-            out.append(3)
+            out.append(tag)
             out += len(v).to_bytes(2, "big")
             out += v
-    out += _hash(out)
+    out += _mac(key, out)
     return out
 
 
-def decode(data, kind, handle=None):
+LOCKED = None      # the value of a tag 5 attribute while the user key is locked
+
+
+def decode(data, kind, handle, key, enc_key=None, user=None):
+    """user: (user key id, combined key) while the user key is unlocked."""
     """Parse and verify a record; returns (handle, attrs).  Raises CorruptRecord."""
     n = len(data)
     if n < _HDR + _SUM:
@@ -96,7 +170,7 @@ def decode(data, kind, handle=None):
     if data[5:6] != kind:
         raise CorruptRecord("wrong record kind")
     mv = memoryview(data)
-    if _hash(mv[:n - _SUM]) != data[n - _SUM:]:
+    if not _equal(_mac(key, mv[:n - _SUM]), mv[n - _SUM:]):
         raise CorruptRecord("integrity check failed")
     h = _u32(data, 6)
     if handle is not None and h != handle:
@@ -120,6 +194,15 @@ def decode(data, kind, handle=None):
             v = int.from_bytes(mv[i:i + ln], "big")
         elif tag == 3:
             v = bytes(mv[i:i + ln])
+        elif tag == 4 and ln >= 16:
+            v = unseal(enc_key, mv[i:i + ln])
+        elif tag == 5 and ln >= 20:
+            if user is None:
+                v = LOCKED
+            elif user[0] != data[i:i + 4]:
+                raise CorruptRecord("sealed under another user key")
+            else:
+                v = unseal(user[1], mv[i + 4:i + ln])
         else:
             raise CorruptRecord("unknown attribute tag")
         attrs[t] = v
@@ -127,6 +210,13 @@ def decode(data, kind, handle=None):
     if i != end:
         raise CorruptRecord("trailing bytes")
     return h, attrs
+
+
+def _equal(a, b):
+    r = len(a) ^ len(b)
+    for i in range(min(len(a), len(b))):
+        r |= a[i] ^ b[i]
+    return r == 0
 
 
 def _exists(path):
@@ -147,17 +237,28 @@ def _is_dir(path):
 class Store:
     """The records of one token under `root` (a directory on any mounted VFS)."""
 
-    def __init__(self, root):
+    def __init__(self, root, key=None):
         while len(root) > 1 and root.endswith("/"):
             root = root[:-1]
         self.root = root
+        self._private = False
+        if key is None:
+            from .devkey import DeviceKey
+            key = DeviceKey(root)
+        self.key = key
+        self.generation = 0
+        self._user = None       # (id, key) of the unlocked user key
 
     def _path(self, name):
         return self.root + "/" + name
 
     def ensure(self):
-        """Create the root directory (and its parents) if missing."""
+        """Create the root directory (and its parents) if missing; the root is
+        made private to the owner (0700) on hosts with permissions."""
         if _is_dir(self.root):
+            if not self._private:
+                chmod(self.root, 0o700)
+                self._private = True
             return
         path = "/" if self.root.startswith("/") else ""
         for part in self.root.split("/"):
@@ -167,6 +268,8 @@ class Store:
             if not _is_dir(path):
                 os.mkdir(path)
             path += "/"
+        chmod(self.root, 0o700)
+        self._private = True
 
     def scan(self):
         """Handles of the object records present; removes stale temp files."""
@@ -175,11 +278,26 @@ class Store:
             names = os.listdir(self.root)
         except OSError:
             return handles
+        tighten = _chmod_impl is not None and not self._private
+        if tighten:
+            # a store made by an older version (0755/0644): make it private
+            chmod(self.root, 0o700)
+            self._private = True
         for name in names:
+            if tighten:
+                chmod(self._path(name), 0o600)
             if name.endswith(".tmp"):
                 try:
                     os.remove(self._path(name))
                 except OSError:
+                    pass
+            elif name.endswith(".old"):
+                try:
+                    if not self._restore(name[:-4]):
+                        os.remove(self._path(name))
+                    elif name[:-4].endswith(".obj") and len(name) == 16:
+                        handles.append(int(name[:8], 16))
+                except (OSError, ValueError):
                     pass
             elif name.endswith(".obj") and len(name) == 12:
                 try:
@@ -189,8 +307,22 @@ class Store:
         handles.sort()
         return handles
 
+    def _restore(self, name):
+        """Put back "<name>.old" left by a cut FAT replace; True if it did."""
+        final = self._path(name)
+        if not _exists(final) and _exists(final + ".old"):
+            os.rename(final + ".old", final)
+            return True
+        return False
+
     def _read(self, name):
-        with open(self._path(name), "rb") as f:
+        try:
+            f = open(self._path(name), "rb")
+        except OSError:
+            if not self._restore(name):
+                raise
+            f = open(self._path(name), "rb")
+        with f:
             return f.read()
 
     def _write(self, name, data):
@@ -198,6 +330,7 @@ class Store:
         tmp = final + ".tmp"
         try:
             with open(tmp, "wb") as f:
+                chmod(tmp, 0o600)
                 f.write(data)
                 f.flush()
             if fault:
@@ -205,11 +338,19 @@ class Store:
             try:
                 os.rename(tmp, final)
             except OSError:
-                # filesystems without rename-over (FAT): not atomic there
+                # filesystems without rename-over (FAT): move the old record
+                # aside first, so a cut leaves it (as "<name>.old", restored by
+                # _restore) and never no record at all
                 if not _exists(final):
                     raise
-                os.remove(final)
+                old = final + ".old"
+                if _exists(old):
+                    os.remove(old)
+                os.rename(final, old)
+                if fault:
+                    fault("old", name)
                 os.rename(tmp, final)
+                os.remove(old)
         except Exception:
             try:
                 os.remove(tmp)
@@ -225,25 +366,85 @@ class Store:
 
     def load(self, handle):
         """The attributes of object `handle`; CorruptRecord or OSError on failure."""
-        return decode(self._read(self.name(handle)), b"O", handle)[1]
+        k = self.key
+        data = self._read(self.name(handle))
+        return decode(data, b"O", handle, self._mac_key(), k.enc_key(), self._user)[1]
 
-    def save(self, handle, attrs):
-        """Create or atomically replace the record of `handle`."""
-        self._write(self.name(handle), encode(b"O", handle, attrs))
+    def _mac_key(self):
+        try:
+            return self.key.mac_key()
+        except ValueError as e:
+            raise CorruptRecord(str(e))
+        except OSError:
+            raise CorruptRecord("the device key cannot be read or made")
+
+    def save(self, handle, attrs, secret=(), user=False):
+        """Create or atomically replace the record of `handle`; the values of
+        the types in `secret` are encrypted at rest, with `user` also under the
+        unlocked user key (when there is one)."""
+        k = self.key
+        enc = k.enc_key() if secret else None
+        ukid = None
+        if secret and user and self._user is not None:
+            ukid, enc = self._user
+        self._write(self.name(handle), encode(b"O", handle, attrs, k.mac_key(), secret, enc, ukid))
+
+    def set_user_key(self, uk):
+        """Unlock (32 bytes) or lock (None) the user key layer."""
+        if uk is None:
+            self._user = None
+            return
+        from .devkey import hmac_sha256
+        self._user = (hmac_sha256(uk, b"user key id")[:4], hmac_sha256(self.key.enc_key(), uk))
 
     def delete(self, handle):
         os.remove(self._path(self.name(handle)))
 
     def load_meta(self):
-        """The token record as a dict, None when there is none yet."""
+        """The token record as a dict, None when there is none yet (and the
+        device counter never started).  CorruptRecord when it fails its MAC,
+        is older than the device's counter (rollback) or went missing."""
+        count = self.key.counter()
+        if count < 0:
+            raise CorruptRecord("the rollback counter is damaged")
         try:
             data = self._read(META)
         except OSError:
+            if count:
+                raise CorruptRecord("the token record is missing")
             return None
-        return decode(data, b"T", 0)[1]
+        gen, attrs = decode(data, b"T", None, self._mac_key())
+        if gen < count:
+            raise CorruptRecord("rolled back (generation %d, device counter %d)" % (gen, count))
+        if gen > count + 1:
+            raise CorruptRecord("generation %d ahead of the device counter %d" % (gen, count))
+        if gen == count + 1:
+            # the write of the counter was cut after the record's rename
+            self.key.set_counter(gen)
+        self.generation = gen
+        return attrs
 
     def save_meta(self, attrs):
-        self._write(META, encode(b"T", 0, attrs))
+        """Write the token record with the next generation, then raise the
+        device's counter to it."""
+        gen = max(self.generation, self.key.counter()) + 1
+        self._write(META, encode(b"T", gen, attrs, self.key.mac_key()))
+        self.generation = gen
+        self.key.set_counter(gen)
+        if fault:
+            fault("counter", META)
+
+    def erase(self):
+        """Remove every record, the token record too (a damaged token).  The
+        device key and its counter stay: the next token record continues the
+        generations."""
+        try:
+            names = os.listdir(self.root)
+        except OSError:
+            return
+        for name in names:
+            if name.endswith(".obj") or name.endswith(".tmp") or name.endswith(".old") or name == META:
+                os.remove(self._path(name))
 
     def wipe(self):
         """Remove every object record (C_InitToken)."""

@@ -4,11 +4,22 @@ PINs, the object table, active operations.
 Login model:
   * A fresh token has no user PIN: no login is needed and CKA_PRIVATE objects
     are usable by every session (the FreeRTOS call sequence works unchanged).
+    C_Login(CKU_USER) with config "default_user_pin" ("0000", corePKCS11's
+    default, which FreeRTOS code sends on every session) succeeds on such a
+    token; any other PIN gets CKR_USER_PIN_NOT_INITIALIZED.
   * Once a user PIN exists (C_InitToken + SO login + C_InitPIN, or C_SetPIN
     with an empty old PIN on a token that has none, see api.C_SetPIN),
     CKA_PRIVATE objects are hidden from C_FindObjects and refused with
     CKR_USER_NOT_LOGGED_IN until C_Login(CKU_USER).
-  * PINs are stored as salted PBKDF2-HMAC-SHA256 hashes, never in clear.  Wrong
+  * PINs are stored as salted PBKDF2-HMAC-SHA256 verifiers, never in clear
+    (P = PBKDF2(PIN, salt); the record holds salt + HMAC(P, "pin verifier");
+    HMAC(P, "pin kek") wraps the user key).
+  * Encryption at rest (store.py): secret values are sealed under the device
+    key; a CKA_PRIVATE object's also under a random user key once a user PIN
+    exists.  The user key is kept in the token record only wrapped under the
+    user PIN's KEK and the SO PIN's KEK (so C_InitPIN by the SO keeps the
+    objects when the SO PIN existed before the user key was made), and is in
+    RAM only while a user or SO is logged in.  Wrong
     PINs are counted on flash; after config "max_pin_failures" in a row the PIN
     is locked (CKR_PIN_LOCKED; C_InitPIN by the SO unlocks the user PIN).
   * A damaged token record (token.rec) puts the token in an error state: login
@@ -26,6 +37,7 @@ from micropython import const
 
 from . import config, objects
 from .errors import error
+from .devkey import hmac_sha256
 from .store import CorruptRecord, Store
 
 _CKU_SO = const(0)
@@ -50,6 +62,8 @@ _CKF_SO_PIN_LOCKED = const(0x400000)
 _CKA_TOKEN = const(0x1)
 _CKA_PRIVATE = const(0x2)
 _CKA_DESTROYABLE = const(0x172)
+_CKA_TRUSTED = const(0x86)
+_CKR_ATTRIBUTE_READ_ONLY = const(0x10)
 _CKR_ACTION_PROHIBITED = const(0x1B)
 _CKR_DEVICE_ERROR = const(0x30)
 _CKR_DEVICE_MEMORY = const(0x31)
@@ -82,6 +96,8 @@ _M_USER = const(5)
 _M_USER_ITER = const(6)
 _M_SO_FAIL = const(7)
 _M_USER_FAIL = const(8)
+_M_UWRAP_U = const(9)     # nonce (16) + user key XOR HMAC(user PIN KEK, nonce)
+_M_UWRAP_S = const(10)    # the same under the SO PIN's KEK
 
 SESSION_OBJECT_BASE = const(0x10000000)
 PIN_MIN = const(4)
@@ -158,6 +174,8 @@ class Token:
         self.objects = {}
         self.meta = {}
         self.broken = None      # why the token record is unusable
+        self._uk = None         # the unlocked user key (32 bytes) while logged in
+        self._so_kek = None     # the SO PIN's KEK while the SO is logged in
         self._next_session = 1
         self._next_sobj = SESSION_OBJECT_BASE
         self._next_token = 1
@@ -172,6 +190,10 @@ class Token:
         except CorruptRecord as e:
             self.broken = "token record damaged (%s)" % e
             meta = None
+        if meta is None and self.broken is None and st.scan():
+            # objects without a token record: someone removed it (a PIN-less
+            # token that still holds the keys must not come out of that)
+            self.broken = "token record missing while objects exist"
         if meta is None and self.broken is None:
             from . import crypto
             meta = {_M_LABEL: DEFAULT_LABEL, _M_SERIAL: crypto.random_bytes(8).hex().encode()}
@@ -282,6 +304,7 @@ class Token:
             del self.objects[o.handle]
         if not self.sessions:
             self.login = None
+            self._lock_keys()
 
     @_locked
     def close_all(self):
@@ -321,6 +344,22 @@ class Token:
             o.bad = "unreadable record"
         raise error(_CKR_DEVICE_ERROR, "object %d: %s" % (o.handle, o.bad))
 
+    def _so_only(self):
+        """True when a change needs the SO: the token has an SO PIN and the SO
+        is not logged in."""
+        return _M_SO in self.meta and self.login != _CKU_SO
+
+    def _check_trusted(self, old, new):
+        """CKA_TRUSTED is set only by the SO (or on a token with no SO PIN), and
+        a trusted object (the provisioned CA) is changed or destroyed only by
+        the SO (finding 8)."""
+        if not self._so_only():
+            return
+        if old is not None and old.get(_CKA_TRUSTED):
+            raise error(_CKR_ACTION_PROHIBITED, "a trusted object is changed only by the SO")
+        if new is not None and new.get(_CKA_TRUSTED):
+            raise error(_CKR_ATTRIBUTE_READ_ONLY, "CKA_TRUSTED is set only by the SO")
+
     def _check_write(self, s, attrs):
         if attrs.get(_CKA_TOKEN) and not s.rw:
             raise error(_CKR_SESSION_READ_ONLY, "token objects need a read/write session")
@@ -330,7 +369,7 @@ class Token:
     def _save(self, h, attrs):
         try:
             self.store.ensure()
-            self.store.save(h, attrs)
+            self.store.save(h, attrs, objects.secret_types(attrs), bool(attrs.get(_CKA_PRIVATE)))
         except OSError as e:
             if e.args and e.args[0] == 28:
                 raise error(_CKR_DEVICE_MEMORY, "the token storage is full")
@@ -358,6 +397,7 @@ class Token:
 
     def _add(self, s, attrs):
         self._check_write(s, attrs)
+        self._check_trusted(None, attrs)
         if attrs[_CKA_TOKEN]:
             if sum(1 for o in self.objects.values() if not o.owner) >= config.get("max_objects"):
                 raise error(_CKR_DEVICE_MEMORY, "at most %d token objects" % config.get("max_objects"))
@@ -389,6 +429,7 @@ class Token:
             self._check_write(s, attrs)
             if not attrs.get(_CKA_DESTROYABLE, True):
                 raise error(_CKR_ACTION_PROHIBITED, "the object is not destroyable")
+            self._check_trusted(attrs, None)
         if not o.owner:
             try:
                 self.store.delete(h)
@@ -402,6 +443,7 @@ class Token:
         attrs = self.attrs(o)
         new = objects.update(attrs, template)
         self._check_write(s, attrs)
+        self._check_trusted(attrs, new)
         if o.owner:
             o.attrs = new
         else:
@@ -452,42 +494,107 @@ class Token:
         return crypto.pbkdf2_sha256(pin, salt, iterations)
 
     def _new_pin(self, meta, field, iter_field, fail_field, pin):
+        """Store a new PIN verifier in meta; returns the PIN's KEK."""
         from . import crypto
         if not PIN_MIN <= len(pin) <= PIN_MAX:
             raise error(_CKR_PIN_LEN_RANGE, "a PIN has %d to %d bytes" % (PIN_MIN, PIN_MAX))
-        it = config.get("pin_iterations")
+        it = config.pin_iterations()
         salt = crypto.random_bytes(16)
-        meta[field] = salt + self._hash_pin(pin, salt, it)
+        p = self._hash_pin(pin, salt, it)
+        meta[field] = salt + hmac_sha256(p, b"pin verifier")
         meta[iter_field] = it
         meta[fail_field] = 0
+        return hmac_sha256(p, b"pin kek")
+
+    @staticmethod
+    def _wrap(uk, kek):
+        from . import crypto
+        nonce = crypto.random_bytes(16)
+        pad = hmac_sha256(kek, nonce)
+        return nonce + bytes(uk[i] ^ pad[i] for i in range(32))
+
+    @staticmethod
+    def _unwrap(w, kek):
+        if not w or len(w) != 48 or kek is None:
+            return None
+        pad = hmac_sha256(kek, w[:16])
+        return bytes(w[16 + i] ^ pad[i] for i in range(32))
+
+    def _unlock(self, uk):
+        self._uk = uk
+        self.store.set_user_key(uk)
+
+    def _lock_keys(self):
+        self._uk = None
+        self._so_kek = None
+        self.store.set_user_key(None)
+
+    def _reseal_private(self):
+        """Rewrite the private objects' records so their secret values are
+        sealed under the (new) user key too."""
+        for h in sorted(self.objects):
+            o = self.objects[h]
+            if o.owner or o.bad or not o.attrs.get(_CKA_PRIVATE):
+                continue
+            try:
+                attrs = self.store.load(h)
+            except Exception:
+                continue
+            if any(attrs.get(t) is None for t in objects.secret_types(attrs)):
+                continue        # sealed under a user key we do not hold
+            self._save(h, attrs)
 
     def _check_pin(self, field, iter_field, fail_field, pin):
+        """Check a PIN against its stored hash.  The failure count is raised on
+        flash *before* the check and cleared after a success, so a power cut at
+        any point of an attempt cannot give a free guess; a right and a wrong
+        PIN make the same two writes (finding 5)."""
         from . import crypto
+        self._reload_meta()
         m = self.meta
         fails = m.get(fail_field, 0)
         if fails >= config.get("max_pin_failures"):
             raise error(_CKR_PIN_LOCKED)
+        charged = dict(m)
+        charged[fail_field] = fails + 1
+        self._save_meta(charged)
         rec = m[field]
-        ok = crypto.equal(self._hash_pin(pin, rec[:16], m.get(iter_field, 1000)), rec[16:])
-        if ok and not fails:
-            return
-        new = dict(m)
-        new[fail_field] = 0 if ok else fails + 1
-        self._save_meta(new)
+        p = self._hash_pin(pin, rec[:16], m.get(iter_field, 1000))
+        ok = crypto.equal(hmac_sha256(p, b"pin verifier"), rec[16:])
+        after = dict(m)
+        after[fail_field] = 0 if ok else fails + 1
+        self._save_meta(after)
         if not ok:
             raise error(_CKR_PIN_INCORRECT)
+        return hmac_sha256(p, b"pin kek")
+
+    def _reload_meta(self):
+        """Re-read the token record (another process may have changed the PINs
+        or the failure count since this one loaded it; finding 10)."""
+        if self.broken:
+            return
+        try:
+            meta = self.store.load_meta()
+        except CorruptRecord as e:
+            self.broken = "token record damaged (%s)" % e
+            raise error(_CKR_DEVICE_ERROR, self.broken)
+        except OSError:
+            return
+        if meta is not None:
+            self.meta = meta
 
     def _verify(self, user_type, pin):
+        """Check the PIN; returns its KEK."""
         if user_type == _CKU_USER:
-            self._check_pin(_M_USER, _M_USER_ITER, _M_USER_FAIL, pin)
-        else:
-            self._check_pin(_M_SO, _M_SO_ITER, _M_SO_FAIL, pin)
+            return self._check_pin(_M_USER, _M_USER_ITER, _M_USER_FAIL, pin)
+        return self._check_pin(_M_SO, _M_SO_ITER, _M_SO_FAIL, pin)
 
     @_locked
     def do_login(self, s, user_type, pin):
         if user_type != _CKU_SO and user_type != _CKU_USER:
             raise error(_CKR_USER_TYPE_INVALID)
         pin = _pin_bytes(pin)
+        self._reload_meta()
         if self.login == user_type:
             raise error(_CKR_USER_ALREADY_LOGGED_IN)
         if self.login is not None:
@@ -500,8 +607,21 @@ class Token:
             if _M_SO not in self.meta:
                 raise error(_CKR_USER_PIN_NOT_INITIALIZED, "no SO PIN: call C_InitToken first")
         elif _M_USER not in self.meta:
-            raise error(_CKR_USER_PIN_NOT_INITIALIZED)
-        self._verify(user_type, pin)
+            # FreeRTOS-style code logs in with corePKCS11's default user PIN on
+            # every session: accepted on a token without a user PIN (config
+            # default_user_pin; None keeps CKR_USER_PIN_NOT_INITIALIZED for all).
+            default = config.get("default_user_pin")
+            from . import crypto
+            if default is None or not crypto.equal(pin, _pin_bytes(default)):
+                raise error(_CKR_USER_PIN_NOT_INITIALIZED)
+            self.login = user_type
+            return
+        kek = self._verify(user_type, pin)
+        if user_type == _CKU_SO:
+            self._so_kek = kek
+            self._unlock(self._unwrap(self.meta.get(_M_UWRAP_S), kek))
+        else:
+            self._unlock(self._unwrap(self.meta.get(_M_UWRAP_U), kek))
         self.login = user_type
 
     @_locked
@@ -509,6 +629,7 @@ class Token:
         if self.login is None:
             raise error(_CKR_USER_NOT_LOGGED_IN)
         self.login = None
+        self._lock_keys()
         for x in self.sessions.values():
             x.op = x.find = None
 
@@ -517,7 +638,12 @@ class Token:
         so_pin = _pin_bytes(so_pin)
         if self.sessions:
             raise error(_CKR_SESSION_EXISTS, "close every session first")
-        if _M_SO in self.meta and not self.broken:
+        self._reload_meta()
+        if self.broken:
+            # the SO PIN cannot be checked against a damaged record: only an
+            # erase (which destroys every key) starts afresh
+            raise error(_CKR_DEVICE_ERROR, self.broken + ": erase the token (erase_token)")
+        if _M_SO in self.meta:
             self._verify(_CKU_SO, so_pin)
         meta = {_M_LABEL: label or DEFAULT_LABEL,
                 _M_SERIAL: self.meta.get(_M_SERIAL, b"0")}
@@ -531,13 +657,42 @@ class Token:
         self.broken = None
 
     @_locked
+    def erase(self):
+        """Destroy every object and the PINs (the way out of a damaged token)."""
+        if self.sessions:
+            raise error(_CKR_SESSION_EXISTS, "close every session first")
+        from . import crypto
+        try:
+            self.store.erase()
+        except OSError:
+            raise error(_CKR_DEVICE_ERROR, "cannot remove the records")
+        self.objects = {}
+        self.login = None
+        self.broken = None
+        self.meta = {}
+        self._save_meta({_M_LABEL: DEFAULT_LABEL, _M_SERIAL: crypto.random_bytes(8).hex().encode()})
+
+    @_locked
     def init_pin(self, s, pin):
         pin = _pin_bytes(pin)
         if self.login != _CKU_SO or not s.rw:
             raise error(_CKR_USER_NOT_LOGGED_IN, "C_InitPIN needs an SO read/write session")
+        self._reload_meta()
         meta = dict(self.meta)
-        self._new_pin(meta, _M_USER, _M_USER_ITER, _M_USER_FAIL, pin)
+        fresh = self._uk is None
+        uk = self._uk or self._new_user_key()
+        meta[_M_UWRAP_U] = self._wrap(uk, self._new_pin(meta, _M_USER, _M_USER_ITER, _M_USER_FAIL, pin))
+        if fresh:
+            meta[_M_UWRAP_S] = self._wrap(uk, self._so_kek)
         self._save_meta(meta)
+        if fresh:
+            self._unlock(uk)
+            self._reseal_private()
+
+    @staticmethod
+    def _new_user_key():
+        from . import crypto
+        return crypto.random_bytes(32)
 
     @_locked
     def set_pin(self, s, old, new):
@@ -545,17 +700,37 @@ class Token:
         new = _pin_bytes(new)
         if not s.rw:
             raise error(_CKR_SESSION_READ_ONLY)
+        self._reload_meta()
         if self.broken:
             raise error(_CKR_DEVICE_ERROR, self.broken)
         if self.login == _CKU_SO:
-            self._verify(_CKU_SO, old)
+            kek = self._verify(_CKU_SO, old)
+            uk = self._unwrap(self.meta.get(_M_UWRAP_S), kek)
             meta = dict(self.meta)
-            self._new_pin(meta, _M_SO, _M_SO_ITER, _M_SO_FAIL, new)
+            kek = self._new_pin(meta, _M_SO, _M_SO_ITER, _M_SO_FAIL, new)
+            if uk is not None:
+                meta[_M_UWRAP_S] = self._wrap(uk, kek)
+            self._so_kek = kek
+            self._save_meta(meta)
+            return
+        fresh = False
+        if _M_USER in self.meta:
+            uk = self._unwrap(self.meta.get(_M_UWRAP_U), self._verify(_CKU_USER, old))
+        elif old:
+            raise error(_CKR_PIN_INCORRECT, "the token has no user PIN yet: give b'' as the old PIN")
         else:
-            if _M_USER in self.meta:
-                self._verify(_CKU_USER, old)
-            elif old:
-                raise error(_CKR_PIN_INCORRECT, "the token has no user PIN yet: give b'' as the old PIN")
-            meta = dict(self.meta)
-            self._new_pin(meta, _M_USER, _M_USER_ITER, _M_USER_FAIL, new)
+            uk = None
+        if uk is None:
+            uk = self._new_user_key()
+            fresh = True
+        meta = dict(self.meta)
+        meta[_M_UWRAP_U] = self._wrap(uk, self._new_pin(meta, _M_USER, _M_USER_ITER, _M_USER_FAIL, new))
         self._save_meta(meta)
+        if fresh:
+            # the first user PIN: seal the private objects under the new user key
+            self._unlock(uk)
+            try:
+                self._reseal_private()
+            finally:
+                if self.login != _CKU_USER:
+                    self._lock_keys()
