@@ -21,7 +21,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 MPY_LIB_STUB := $(BUILD)/mpylib
 COMMON_MAKE_ARGS := USER_C_MODULES=$(CURDIR)/firmware/cmodule MPY_LIB_DIR=$(MPY_LIB_STUB)
 
-.PHONY: all deps sources unix qemu stock-unix esp32 flash test test-unix test-qemu demo bench check clean help
+.PHONY: all deps sources unix qemu stock-unix esp32 flash test test-unix test-qemu demo bench check fuzz clean help
 
 all: unix qemu
 
@@ -34,6 +34,7 @@ help:
 	@echo "make bench   C module vs pure Python, and vs mbedTLS, RISC-V, openssl/SoftHSM2, key in RAM, serial bytes, scaling, size, boot (bench/README.md)"
 	@echo "make esp32 [BOARD=ESP32_C3_PKCS11]   build the ESP32 (or ESP32-C3) firmware (needs ESP-IDF v5.2-v5.4: . \$$IDF_PATH/export.sh)"
 	@echo "make flash PORT=/dev/ttyUSB0 [BOARD=...]   write the board's app partition (the token partition is kept)"
+	@echo "make fuzz [FUZZ_SECONDS=300]   fuzz the C parsers (parse.c, pem.c, DER) with libFuzzer, ASan, UBSan"
 	@echo "make clean   remove $(BUILD) (user state lives outside it and is kept: see below)"
 	@echo "make test-unix | make test-qemu   the tests of one firmware only"
 	@echo "make check [CA=root.pem] [TOKEN_DIR=dir]   p11board check of the provisioned unix token (with CA: live MQTT to a local broker)"
@@ -261,6 +262,14 @@ bench-deps: deps
 # (BUILD/p11board-qemu/flash.img) is moved to the new place first, never deleted.
 OLD_QEMU_FLASH := $(BUILD)/p11board-qemu/flash.img
 USER_QEMU_FLASH := $(or $(XDG_DATA_HOME),$(HOME)/.local/share)/p11board/qemu-flash.img
+# The C module's parsers (parse.c: private keys, public keys, certificates, its
+# DER checks; pem.c) under libFuzzer with ASan and UBSan, natively, for
+# FUZZ_SECONDS (default 300); prints executions and findings, fails on a finding.
+# make test runs it for 30 s (host_tests/cmodule/test_fuzz_parsers.py).
+FUZZ_SECONDS ?= 300
+fuzz: deps sources $(MPY_DIR)/mpy-cross/build/mpy-cross
+	@BUILD=$(BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) JOBS=$(JOBS) bash firmware/fuzz/fuzz.sh
+
 clean:
 	@if [ -f "$(OLD_QEMU_FLASH)" ]; then \
 		if [ -e "$(USER_QEMU_FLASH)" ]; then \

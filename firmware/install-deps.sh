@@ -4,7 +4,7 @@
 set -euo pipefail
 PKGS=(build-essential gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
       mosquitto socat openssl xz-utils bzip2 patch pkg-config python3-venv
-      libp11-kit-dev cmake procps
+      libp11-kit-dev cmake procps clang-14 libclang-rt-14-dev
       p11-kit p11-kit-modules opensc libengine-pkcs11-openssl)
 missing=()
 for p in "${PKGS[@]}"; do

@@ -11,3 +11,14 @@
 #endif
 
 #define MICROPY_HW_ENABLE_UART_REPL (1)
+
+// Locked production mode (firmware/cmodule/pkcs11/lock.c, docs/security.md):
+// the marker lives on the token partition next to the keys; erasing the
+// partition removes both. A token partition that holds data but did not
+// mount counts as locked.
+#define MICROPY_BOARD_LOCK                  (1)
+#define MICROPY_BOARD_LOCK_FILE             "/token/locked"
+#define MICROPY_BOARD_LOCK_MOUNT            "/token"
+#define MICROPY_BOARD_LOCK_STORAGE_USED()   pkcs11_esp32_token_used()
+#include <stdbool.h>
+bool pkcs11_esp32_token_used(void);

@@ -2,6 +2,7 @@
 // ports/qemu/mpconfigport.h, see firmware/patches/qemu-board-hooks.patch).
 // The functions named here live in firmware/qemu/.
 
+#include <stdbool.h>
 #include <stdint.h>
 
 // Features the stock qemu board lacks.
@@ -33,7 +34,16 @@
 #define MICROPY_BEGIN_ATOMIC_SECTION()      qemu_disable_irq()
 #define MICROPY_END_ATOMIC_SECTION(state)   qemu_enable_irq(state)
 
+// Locked production mode (firmware/cmodule/pkcs11/lock.c, docs/security.md):
+// the marker lives in the token directory on the flash image; a flash image
+// that holds data but does not mount counts as locked.
+#define MICROPY_BOARD_LOCK                  (1)
+#define MICROPY_BOARD_LOCK_FILE             "/pkcs11-token/locked"
+#define MICROPY_BOARD_LOCK_MOUNT            "/"
+#define MICROPY_BOARD_LOCK_STORAGE_USED()   qemu_flash_used()
+
 void qemu_board_init(void);
+bool qemu_flash_used(void);
 void qemu_wait_for_event(uint32_t timeout_ms);
 uint32_t qemu_host_entropy_u32(void);
 

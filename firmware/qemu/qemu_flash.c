@@ -140,3 +140,35 @@ const mp_obj_module_t qemu_module = {
 };
 
 MP_REGISTER_MODULE(MP_QSTR_qemu, qemu_module);
+
+// True when blocks 0 and 1 (littlefs's superblocks) hold anything but erased
+// bytes: the image is in use (locked mode treats such an image that does not
+// mount as locked, see firmware/cmodule/pkcs11/lock.c).
+bool qemu_flash_used(void) {
+    uint8_t buf[256];
+    if (flash_fd < 0) {
+        int32_t fd = qemu_semihost_open(FLASH_FILE, SEMIHOST_MODE_RPB);
+        if (fd < 0) {
+            return false;
+        }
+        flash_fd = fd;
+        int32_t len = qemu_semihost_flen(fd);
+        uint32_t blocks = len > 0 ? (uint32_t)len / FLASH_BLOCK_SIZE : 0;
+        flash_blocks = blocks > FLASH_MIN_BLOCKS ? blocks : FLASH_MIN_BLOCKS;
+    }
+    for (uint32_t off = 0; off < 2 * FLASH_BLOCK_SIZE; off += sizeof(buf)) {
+        if (qemu_semihost_seek(flash_fd, off) != 0) {
+            return true;
+        }
+        int32_t left = qemu_semihost_read(flash_fd, buf, sizeof(buf));
+        if (left < 0) {
+            return true;
+        }
+        for (size_t i = 0; i < sizeof(buf) - (size_t)left; i++) {
+            if (buf[i] != 0xff) {
+                return true;
+            }
+        }
+    }
+    return false;
+}

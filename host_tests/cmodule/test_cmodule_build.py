@@ -40,7 +40,8 @@ MBEDTLS_35_COMMIT = "daca7a3979c22da155ec9dce49ab1abf3b65d3a9"  # v3.5.2, as bui
 # here) or keep it behind `#if MBEDTLS_VERSION_NUMBER >= 0x03060000`, then add it.
 MBEDTLS_35_CALLS = frozenset("""
     mbedtls_asn1_get_alg mbedtls_asn1_get_int mbedtls_asn1_get_tag
-    mbedtls_ctr_drbg_free mbedtls_ctr_drbg_init mbedtls_ctr_drbg_random mbedtls_ctr_drbg_seed
+    mbedtls_ctr_drbg_free mbedtls_ctr_drbg_init mbedtls_ctr_drbg_random mbedtls_ctr_drbg_reseed
+    mbedtls_ctr_drbg_seed
     mbedtls_ecp_point_write_binary mbedtls_ecp_write_key
     mbedtls_entropy_free mbedtls_entropy_func mbedtls_entropy_init
     mbedtls_md_get_size mbedtls_md_info_from_type

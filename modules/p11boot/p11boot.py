@@ -16,6 +16,10 @@
 import vfs
 
 MOUNT_POINT = "/token"
+# littlefs program size: the partition is flagged `encrypted` (partitions.csv),
+# and under flash encryption ESP-IDF writes in 16-byte units at 16-byte aligned
+# offsets. littlefs programs whole prog_size units at prog_size offsets.
+PROG_SIZE = 32
 LABEL = "token"
 _FF = b"\xff" * 256
 
@@ -35,8 +39,23 @@ def is_mounted(mount_point=MOUNT_POINT):
     return False
 
 
-def is_blank(part):
-    """True when blocks 0 and 1 (where littlefs keeps its superblocks) are erased."""
+def _raw_used():
+    """The firmware's raw check of the token partition (True/False), or None.
+    Under flash encryption erased flash reads as noise through readblocks,
+    which decrypts; the firmware reads it raw."""
+    try:
+        import _pkcs11
+
+        return _pkcs11.token_storage_used()
+    except (ImportError, AttributeError):
+        return None
+
+
+def is_blank(part, raw=None):
+    """True when blocks 0 and 1 (where littlefs keeps its superblocks) are erased.
+    raw: the firmware's raw answer for this partition (None: read it here)."""
+    if raw is not None:
+        return not raw
     size = part.ioctl(5, 0)
     buf = bytearray(256)
     for block in (0, 1):
@@ -63,8 +82,8 @@ def format_token(partition=None, mount_point=MOUNT_POINT):
         raise OSError(19, "no %r partition" % LABEL)
     if is_mounted(mount_point):
         vfs.umount(mount_point)
-    vfs.VfsLfs2.mkfs(part)
-    vfs.mount(vfs.VfsLfs2(part), mount_point)
+    vfs.VfsLfs2.mkfs(part, progsize=PROG_SIZE)
+    vfs.mount(vfs.VfsLfs2(part, progsize=PROG_SIZE), mount_point)
     return mount_point
 
 
@@ -79,11 +98,11 @@ def mount_token(partition=None, mount_point=MOUNT_POINT):
         print("p11boot: no %r partition in the partition table; token not mounted" % LABEL)
         return None
     try:
-        vfs.mount(vfs.VfsLfs2(part), mount_point)
+        vfs.mount(vfs.VfsLfs2(part, progsize=PROG_SIZE), mount_point)
         return mount_point
     except OSError as e:
         err = e
-    if not is_blank(part):
+    if not is_blank(part, _raw_used() if partition is None else None):
         print("p11boot: %s does not hold a littlefs token store (%r); not formatting it."
               " Erase it (make flash ... ERASE_TOKEN=1) or call p11boot.format_token()"
               % (_where(part), err))

@@ -177,13 +177,15 @@ def _chain(s, cert_label, cert):
     # [device certificate, intermediates...] when the token holds intermediates.
     ders = [cert]
     for i in range(1, MAX_CHAIN + 1):
-        try:
-            ders.append(s.get_object(object_class=_CKO_CERTIFICATE, label=chain_label(cert_label, i)).der)
-        except pkcs11.NoSuchKey:
+        # find_objects, not get_object: an absent intermediate is the usual case
+        # and needs no "log in?" hint (which would add calls to the seed's order)
+        found = s.find_objects(object_class=_CKO_CERTIFICATE, label=chain_label(cert_label, i))
+        if not found:
             break
-        except pkcs11.MultipleObjectsReturned:
+        if len(found) > 1:
             raise TokenError("several objects labelled %r in the token"
                              % (_text(chain_label(cert_label, i)),))
+        ders.append(found[0].der)
     return ders[0] if len(ders) == 1 else ders
 
 

@@ -219,6 +219,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--thing-name", help="the AWS IoT thing name (the MQTT client id)")
     sp.add_argument("--port", type=int, help="MQTT port (default 8883)")
 
+    sp = add("lock", commands.lock, "locked production mode: from the next reset the board runs its "
+             "application and its REPL accepts no input (mpremote and this tool stop working); "
+             "only erasing the token partition (keys destroyed) unlocks it (asks first)")
+    sp.add_argument("--app", default="main.py", help="the application the locked board runs: a file "
+                    "on the board (default main.py) or frozen:<module> for a module frozen into the "
+                    "firmware (recommended on ESP32: the filesystem partition is not encrypted)")
+    sp.add_argument("--force", action="store_true", help="lock even when the token holds no private key")
+    sp.add_argument("-y", "--yes", action="store_true", help="do not ask")
+
     # serve, install-module: the board as a PKCS#11 token of every host program (p11bridge)
     add_bridge_commands(lambda name, fn, help: add(name, _serial_board(fn), help))
     return p

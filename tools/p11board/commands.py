@@ -494,3 +494,18 @@ def check(args: argparse.Namespace, ui: UI) -> int:
                     f"{endpoint})", failures)
         _check_line(ui, bool(m["echo"]), f"publish and receive on {m['topic']}", failures)
     return Exit.OBJECT if failures else Exit.OK
+# -- locked production mode ---------------------------------------------------------------
+
+
+def lock(args: argparse.Namespace, ui: UI) -> int:
+    app = args.app
+    if not re.fullmatch(r"(frozen:[A-Za-z_][A-Za-z0-9_.]*|[A-Za-z0-9_./-]{1,60})", app):
+        raise ToolError(Exit.USAGE, f"--app {app!r}: a file path on the board or frozen:<module>")
+    _confirm("lock the board? Its REPL will accept no input after the next reset; only erasing "
+             "the token partition (every key on it) unlocks it", args.yes)
+    with connect(args, ui) as board:
+        r = run(board, ui, device.LOCK, PIN=args.pin, APP=app, FORCE=bool(args.force))
+    ui.say(f"locked: {r['path']} written; after the next reset the board runs {r['app']} and "
+           "no REPL. To unlock, erase the token partition (ESP32: make flash ... ERASE_TOKEN=1; "
+           "qemu: delete the flash image); its keys are destroyed with it.")
+    return Exit.OK

@@ -536,3 +536,49 @@ def _main():
     c.disconnect()
     _o("R", {"topic": topic, "echo": got is not None and bytes(got[1]) == msg})
 '''
+
+
+# -- locked production mode -------------------------------------------------------
+
+# Writes the lock marker (its path comes from the firmware: _pkcs11.lock_file()),
+# after checking that the firmware can lock, that the marker sits in the token's
+# directory, that the application exists and that the token holds a private key.
+LOCK = r'''
+def _main():
+    import os
+    from pkcs11 import config
+    try:
+        import _pkcs11
+        path = _pkcs11.lock_file()
+    except (ImportError, AttributeError):
+        path = None
+    if path is None:
+        raise ValueError("this firmware has no locked mode (flash this project's qemu or ESP32 firmware)")
+    d = path.rsplit("/", 1)[0]
+    if config.token_dir() != d:
+        raise ValueError("the token lives in %s, but this firmware keeps the lock marker in %s"
+                         % (config.token_dir(), d))
+    if not APP.startswith("frozen:"):
+        try:
+            os.stat(APP)
+        except OSError:
+            raise ValueError("no application %s on the board: copy it first" % APP)
+    keys = 0
+    with _session(False) as s:
+        p = s.p11
+        p.C_FindObjectsInit(s.h, [(0, 3)])
+        try:
+            keys = len(p.C_FindObjects(s.h, 8))
+        finally:
+            p.C_FindObjectsFinal(s.h)
+    if not keys and not FORCE:
+        raise ValueError("the token holds no private key: provision it first (or --force)")
+    with open(path + ".tmp", "wb") as f:
+        f.write(APP.encode() + b"\n")
+    try:
+        os.rename(path + ".tmp", path)
+    except OSError:
+        os.remove(path)
+        os.rename(path + ".tmp", path)
+    _o("R", {"path": path, "app": APP, "keys": keys})
+'''

@@ -7,7 +7,14 @@
 // mbedtls_hardware_poll on bare-metal ports (qemu: host entropy through
 // semihosting; esp32: the hardware RNG). With no strong source the seed
 // fails and every caller raises OSError: there is no weak fallback.
-// mbedTLS reseeds the DRBG from the same sources every 10000 requests.
+// mbedTLS reseeds the DRBG from the same sources every 10000 requests; on
+// ESP32 ec_generate also reseeds it before making a key (pkcs11_drbg_reseed).
+//
+// ESP32: the hardware RNG is only truly random while Wi-Fi/BT runs or while
+// ESP-IDF's bootloader_random_enable() feeds it the SAR ADC noise. Right after
+// boot, with the radio off, it is not; so each seed and reseed runs with
+// bootloader_random_enable() on, unless Wi-Fi or Bluetooth is running (their
+// RF noise feeds it then, and the SAR ADC must not be taken from them).
 //
 // The entropy context lives only for one seed or reseed: mbedTLS allocates its
 // hash state on the MicroPython heap on bare-metal ports, and a context kept in
@@ -46,9 +53,37 @@ void pkcs11_drbg_init(void) {
 #define DRBG_UNLOCK()
 #endif
 
+#ifdef ESP_PLATFORM
+#include "bootloader_random.h"
+#include "esp_wifi.h"
+#if CONFIG_BT_ENABLED
+#include "esp_bt.h"
+#endif
+
+// True while Wi-Fi or Bluetooth runs (the RNG is fed by RF noise then).
+static bool pkcs11_radio_on(void) {
+    wifi_mode_t mode;
+    if (esp_wifi_get_mode(&mode) == ESP_OK && mode != WIFI_MODE_NULL) {
+        return true;
+    }
+    #if CONFIG_BT_ENABLED
+    if (esp_bt_controller_get_status() == ESP_BT_CONTROLLER_STATUS_ENABLED) {
+        return true;
+    }
+    #endif
+    return false;
+}
+#endif
+
 // The DRBG's entropy callback: a fresh entropy context for each call.
 static int pkcs11_entropy_source(void *unused, unsigned char *out, size_t len) {
     (void)unused;
+    #ifdef ESP_PLATFORM
+    bool own_entropy = !pkcs11_radio_on();
+    if (own_entropy) {
+        bootloader_random_enable();
+    }
+    #endif
     mbedtls_entropy_context entropy;
     mbedtls_entropy_init(&entropy);
     int ret = 0;
@@ -59,6 +94,11 @@ static int pkcs11_entropy_source(void *unused, unsigned char *out, size_t len) {
         len -= chunk;
     }
     mbedtls_entropy_free(&entropy);
+    #ifdef ESP_PLATFORM
+    if (own_entropy) {
+        bootloader_random_disable();
+    }
+    #endif
     return ret;
 }
 
@@ -87,6 +127,19 @@ int pkcs11_rng(void *unused, unsigned char *out, size_t len) {
         ret = mbedtls_ctr_drbg_random(&pkcs11_drbg, out, chunk);
         out += chunk;
         len -= chunk;
+    }
+    DRBG_UNLOCK();
+    return ret;
+}
+
+// Fresh entropy into the DRBG now (before a key is made): 0 on success.
+int pkcs11_drbg_reseed(void) {
+    int ret = 0;
+    DRBG_LOCK();
+    if (!pkcs11_drbg_seeded) {
+        ret = pkcs11_drbg_seed();
+    } else {
+        ret = mbedtls_ctr_drbg_reseed(&pkcs11_drbg, NULL, 0);
     }
     DRBG_UNLOCK();
     return ret;

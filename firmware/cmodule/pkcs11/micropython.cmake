@@ -14,6 +14,7 @@ target_sources(usermod_pkcs11 INTERFACE
     ${CMAKE_CURRENT_LIST_DIR}/pem.c
     ${CMAKE_CURRENT_LIST_DIR}/parse.c
     ${CMAKE_CURRENT_LIST_DIR}/fsmode.c
+    ${CMAKE_CURRENT_LIST_DIR}/lock.c
     ${CMAKE_CURRENT_LIST_DIR}/p256m.c
 )
 

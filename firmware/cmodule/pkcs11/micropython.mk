@@ -15,6 +15,7 @@ SRC_USERMOD_C += $(PKCS11_MOD_DIR)/hash.c
 SRC_USERMOD_C += $(PKCS11_MOD_DIR)/pem.c
 SRC_USERMOD_C += $(PKCS11_MOD_DIR)/parse.c
 SRC_USERMOD_C += $(PKCS11_MOD_DIR)/fsmode.c
+SRC_USERMOD_C += $(PKCS11_MOD_DIR)/lock.c
 
 # p256m.c compiles p256-m from the mbedTLS tree (no QSTRs, so a LIB file).
 SRC_USERMOD_LIB_C += $(PKCS11_MOD_DIR)/p256m.c

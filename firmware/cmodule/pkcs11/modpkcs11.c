@@ -42,6 +42,10 @@ static const mp_rom_map_elem_t pkcs11_module_globals_table[] = {
     // fsmode.c (store permissions on the unix port)
     { MP_ROM_QSTR(MP_QSTR_chmod), MP_ROM_PTR(&pkcs11_chmod_obj) },
     #endif
+    // lock.c
+    { MP_ROM_QSTR(MP_QSTR_lock_file), MP_ROM_PTR(&pkcs11_lock_file_obj) },
+    { MP_ROM_QSTR(MP_QSTR_locked), MP_ROM_PTR(&pkcs11_locked_obj) },
+    { MP_ROM_QSTR(MP_QSTR_token_storage_used), MP_ROM_PTR(&pkcs11_token_storage_used_obj) },
 };
 static MP_DEFINE_CONST_DICT(pkcs11_module_globals, pkcs11_module_globals_table);
 

@@ -29,6 +29,8 @@
 void pkcs11_drbg_init(void);
 // mbedTLS-style random callback on the module's DRBG: 0 on success.
 int pkcs11_rng(void *unused, unsigned char *out, size_t len);
+// Reseed the DRBG from the entropy sources now: 0 on success.
+int pkcs11_drbg_reseed(void);
 
 // util.c
 const uint8_t *pkcs11_buffer(mp_obj_t obj, size_t *len);
@@ -49,6 +51,9 @@ NORETURN void pkcs11_raise_rng(void);
 // p256.c: C helpers shared with parse.c. 0 on success.
 int pkcs11_p256_public(uint8_t q[65], const uint8_t d[32]);
 bool pkcs11_p256_check_point(const uint8_t q[65]);
+// p256m.c: ECDSA with a given nonce (see there).
+int pkcs11_p256m_ecdsa_sign_k(uint8_t sig[64], const uint8_t priv[32],
+    const uint8_t *hash, size_t hlen, const uint8_t kb[32]);
 
 // pss.c: EMSA-PSS with MGF1 on the same hash, for a modulus of mod_bits
 // bits; em is ceil((mod_bits - 1) / 8) bytes. The caller checks
@@ -68,7 +73,7 @@ extern const mp_obj_type_t pkcs11_hash_type;
 MP_DECLARE_CONST_FUN_OBJ_1(pkcs11_random_bytes_obj);
 MP_DECLARE_CONST_FUN_OBJ_0(pkcs11_ec_generate_obj);
 MP_DECLARE_CONST_FUN_OBJ_1(pkcs11_ec_public_obj);
-MP_DECLARE_CONST_FUN_OBJ_2(pkcs11_ec_sign_obj);
+MP_DECLARE_CONST_FUN_OBJ_VAR_BETWEEN(pkcs11_ec_sign_obj);
 MP_DECLARE_CONST_FUN_OBJ_3(pkcs11_ec_verify_obj);
 MP_DECLARE_CONST_FUN_OBJ_1(pkcs11_ec_check_point_obj);
 MP_DECLARE_CONST_FUN_OBJ_2(pkcs11_rsa_sign_pkcs1_obj);
@@ -79,6 +84,13 @@ MP_DECLARE_CONST_FUN_OBJ_1(pkcs11_hash_new_obj);
 MP_DECLARE_CONST_FUN_OBJ_1(pkcs11_parse_private_key_obj);
 MP_DECLARE_CONST_FUN_OBJ_1(pkcs11_parse_public_key_obj);
 MP_DECLARE_CONST_FUN_OBJ_1(pkcs11_parse_certificate_obj);
+MP_DECLARE_CONST_FUN_OBJ_0(pkcs11_lock_file_obj);
+MP_DECLARE_CONST_FUN_OBJ_0(pkcs11_locked_obj);
+MP_DECLARE_CONST_FUN_OBJ_0(pkcs11_token_storage_used_obj);
+
+// lock.c: boards with MICROPY_BOARD_LOCK call this after _boot.py (see lock.c).
+bool pkcs11_lock_boot(void);
+bool pkcs11_lock_active(void);
 
 // fsmode.c: chmod where the host has POSIX permissions (the unix port)
 #if defined(__unix__) || defined(__APPLE__)
