@@ -83,7 +83,7 @@ def _fill_defaults(args: argparse.Namespace) -> None:
             setattr(args, k, v)
     given = [k for k in SECRET_OPTIONS if getattr(args, k, None) not in (None, "-")]
     if given:
-        show.error("warning: " + ", ".join("--" + k.replace("_", "-") for k in given)
+        show.warn(", ".join("--" + k.replace("_", "-") for k in given)
                    + " on the command line shows in ps and the shell history; use the prompt "
                    f"(leave it out or give '-'), {PIN_ENV} or --pin-fd")
     if args.pin is None and args.pin_fd is not None:

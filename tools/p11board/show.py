@@ -65,6 +65,12 @@ def error(text: str) -> None:
     print(f"{PROG}: {text}", file=sys.stderr)
 
 
+def warn(text: str) -> None:
+    """A warning, always shown (stderr), even with -q; not a failure: --json output
+    is unchanged."""
+    print(f"{PROG}: warning: {text}", file=sys.stderr)
+
+
 def jsonable(v: Any) -> Any:
     if isinstance(v, (bytes, bytearray)):
         return v.hex()
