@@ -4,7 +4,8 @@
 set -euo pipefail
 PKGS=(build-essential gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
       mosquitto socat openssl xz-utils bzip2 patch pkg-config python3-venv
-      libp11-kit-dev cmake procps clang-14 libclang-rt-14-dev)
+      libp11-kit-dev cmake procps clang-14 libclang-rt-14-dev
+      p11-kit p11-kit-modules opensc libengine-pkcs11-openssl)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

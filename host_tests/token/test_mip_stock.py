@@ -29,7 +29,7 @@ from harness.token_files import last_json, verify_ecdsa_raw
 from harness.unix import UnixPtyBoard
 
 MODULES = ROOT / "modules"
-PACKAGES = ("pkcs11", "p11tls", "p11csr", "p11boot", "fleetprov")
+PACKAGES = ("pkcs11", "p11tls", "p11csr", "p11boot", "fleetprov", "p11bridge")
 STOCK_BIN = BUILD / "stock-unix" / "micropython"
 
 

@@ -101,8 +101,8 @@ def test_installed_copy_drives_qemu_from_outside_the_repository(tmp_path):
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     packages = project["tool"]["setuptools"]["packages"]["find"]["include"]
-    assert sorted(packages) == ["p11board", "p11lab"]
-    assert project["project"]["scripts"] == {"p11board": "p11board.cli:main"}
+    assert sorted(packages) == ["p11board", "p11bridge", "p11lab"]
+    assert project["project"]["scripts"] == {"p11board": "p11board.cli:main", "p11bridge": "p11bridge.cli:main"}
     site = tmp_path / "site-packages"
     for name in packages:
         shutil.copytree(ROOT / "tools" / name, site / name, ignore=shutil.ignore_patterns("__pycache__"))

@@ -17,6 +17,8 @@ import os
 import sys
 from typing import Any, Callable
 
+from p11bridge.cli import add_commands as add_bridge_commands
+
 from . import __version__, commands, device, fleet, names, show
 from .connection import DeviceFailure
 from .errors import EXIT_HELP, Exit, ToolError, ckr_sentence
@@ -227,7 +229,19 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("-y", "--yes", action="store_true", help="do not ask")
 
     fleet.register(add)  # load-claim (p11board.fleet)
+    # serve, install-module: the board as a PKCS#11 token of every host program (p11bridge)
+    add_bridge_commands(lambda name, fn, help: add(name, _serial_board(fn), help))
     return p
+
+
+def _serial_board(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace, UI], int]:
+    """A p11bridge command as a p11board command: it talks to a serial port itself."""
+    def run(args: argparse.Namespace, ui: UI) -> int:
+        if args.unix or args.qemu:
+            raise ToolError(Exit.USAGE, "serve and install-module take a serial port (--device): "
+                            "give the unix firmware's or the qemu board's pty")
+        return fn(args)
+    return run
 
 
 def main(argv: list[str] | None = None) -> int:
