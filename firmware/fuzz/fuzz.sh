@@ -41,7 +41,7 @@ make -s -C "$MPY/ports/unix" -j"${JOBS:-2}" USER_C_MODULES="$ROOT/firmware/cmodu
     || { tail -n 30 "$F/build.log"; echo "[fuzz] build failed; full log: $F/build.log"; exit 1; }
 find "$F/unix" -name '*.o' ! -path "$F/unix/main.o" > "$F/objs.txt"
 "$CC" $SAN -fsanitize=fuzzer -o "$F/fuzz_parse" @"$F/objs.txt" -lm \
-    -Wl,--wrap=mbedtls_pk_sign_restartable >> "$F/build.log" 2>&1 \
+    -Wl,--wrap=mbedtls_pk_sign_restartable -Wl,--wrap=mbedtls_pk_sign_ext >> "$F/build.log" 2>&1 \
     || { tail -n 30 "$F/build.log"; echo "[fuzz] link failed; full log: $F/build.log"; exit 1; }
 
 # Seeds: the first byte picks the parser (0 private key, 1 public key,

@@ -72,7 +72,7 @@ def board_dir(tmp_path: Path) -> Path:
 
 def test_lock_runs_app_and_closes_repl_until_erase(board_dir: Path) -> None:
     flash = board_dir / "qemu" / "flash.img"
-    tool = P11Board(["--qemu", "--flash", str(flash)], board_dir)
+    tool = P11Board(["--qemu", "--flash", str(flash), "--create"], board_dir)
     tool("generate-key")
     board = QemuBoard(board_dir / "board", elf=QEMU_ELF, flash=flash)
     with board:

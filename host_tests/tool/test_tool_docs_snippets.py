@@ -1,7 +1,9 @@
 """Every code snippet of the README and docs that is meant to run, runs as written:
 the ```python blocks on the unix firmware (a token with a device key), and the
 walkthrough's `$P ...` provisioning lines (the ones that need no AWS account)
-through p11board --unix, with a local CA standing in for AWS IoT."""
+through p11board --unix, with a local CA standing in for AWS IoT. Blocks that need
+a broker or AWS (fleet provisioning) are fenced ```py and run by their own tests
+(host_tests/fleet/)."""
 
 from __future__ import annotations
 

@@ -31,6 +31,17 @@
 #include "py/mphal.h"
 #include "modpkcs11.h"
 
+// The esp32 port compiles user C module sources twice: into the main component
+// (libmain.a) and, through usermod's INTERFACE_SOURCES, into micropython.elf.
+// Nothing in main.c calls other modules, but the lock boot hook is called from
+// main.c, which pulls libmain.a's copy of this file in as well. Weak definitions
+// let the linker keep the first copy (the elf's) instead of failing on both.
+#ifdef ESP_PLATFORM
+#define LOCK_LINKAGE __attribute__((weak))
+#else
+#define LOCK_LINKAGE
+#endif
+
 #if MICROPY_BOARD_LOCK
 
 #include "extmod/vfs.h"
@@ -120,7 +131,7 @@ static bool lock_mounted(const char *path) {
     return false;
 }
 
-bool pkcs11_lock_boot(void) {
+LOCK_LINKAGE bool pkcs11_lock_boot(void) {
     char app[LOCK_APP_MAX];
     bool marker = lock_read_marker(app, sizeof(app));
     if (!marker) {
@@ -144,7 +155,7 @@ bool pkcs11_lock_boot(void) {
     return true;
 }
 
-bool pkcs11_lock_active(void) {
+LOCK_LINKAGE bool pkcs11_lock_active(void) {
     return lock_active;
 }
 
@@ -153,7 +164,7 @@ bool pkcs11_lock_active(void) {
 
 // True when the first two blocks of the "token" partition are not all erased.
 // Raw reads: under flash encryption erased flash reads as 0xff only raw.
-bool pkcs11_esp32_token_used(void) {
+LOCK_LINKAGE bool pkcs11_esp32_token_used(void) {
     const esp_partition_t *part = esp_partition_find_first(ESP_PARTITION_TYPE_DATA,
         ESP_PARTITION_SUBTYPE_ANY, "token");
     if (part == NULL) {
@@ -186,7 +197,7 @@ static mp_obj_t pkcs11_lock_file(void) {
     return mp_const_none;
     #endif
 }
-MP_DEFINE_CONST_FUN_OBJ_0(pkcs11_lock_file_obj, pkcs11_lock_file);
+LOCK_LINKAGE MP_DEFINE_CONST_FUN_OBJ_0(pkcs11_lock_file_obj, pkcs11_lock_file);
 
 // _pkcs11.token_storage_used(): whether the board's token storage holds
 // anything but erased flash, read raw (under ESP32 flash encryption erased flash
@@ -199,7 +210,7 @@ static mp_obj_t pkcs11_token_storage_used(void) {
     return mp_const_none;
     #endif
 }
-MP_DEFINE_CONST_FUN_OBJ_0(pkcs11_token_storage_used_obj, pkcs11_token_storage_used);
+LOCK_LINKAGE MP_DEFINE_CONST_FUN_OBJ_0(pkcs11_token_storage_used_obj, pkcs11_token_storage_used);
 
 // _pkcs11.locked(): True when this boot found the marker.
 static mp_obj_t pkcs11_locked(void) {
@@ -209,4 +220,4 @@ static mp_obj_t pkcs11_locked(void) {
     return mp_const_false;
     #endif
 }
-MP_DEFINE_CONST_FUN_OBJ_0(pkcs11_locked_obj, pkcs11_locked);
+LOCK_LINKAGE MP_DEFINE_CONST_FUN_OBJ_0(pkcs11_locked_obj, pkcs11_locked);
