@@ -48,6 +48,7 @@ import os
 import time
 import pkcs11
 from pkcs11 import labels
+from pkcs11.store import replace_file
 
 CLAIM_FILE = "fleet_claim.json"
 STATE_FILE = "fleet_state.json"
@@ -135,16 +136,7 @@ def read_json(name):
 
 def write_json(name, obj):
     """Atomically replace a JSON file of the token directory (temp file, rename)."""
-    path = _dir() + "/" + name
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f)
-        f.flush()
-    try:
-        os.rename(tmp, path)
-    except OSError:
-        os.remove(path)
-        os.rename(tmp, path)
+    replace_file(_dir() + "/" + name, json.dumps(obj))
 
 
 def _remove(name):

@@ -477,19 +477,12 @@ def _main():
 
 CONFIG_WRITE = r'''
 def _main():
-    import os
     from pkcs11 import config
-    from pkcs11.store import Store
+    from pkcs11.store import Store, replace_file
     d = config.token_dir()
     Store(d).ensure()
     path = d + "/" + CONFIG_FILE
-    with open(path + ".tmp", "wb") as f:
-        f.write(DATA)
-    try:
-        os.rename(path + ".tmp", path)
-    except OSError:
-        os.remove(path)
-        os.rename(path + ".tmp", path)
+    replace_file(path, DATA)
     _o("R", {"path": path})
 '''
 

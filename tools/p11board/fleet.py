@@ -42,9 +42,8 @@ CLAIM_FILE = "fleet_claim.json"
 
 _STORE = r'''
 def _main():
-    import os
     from pkcs11 import config, crypto
-    from pkcs11.store import Store
+    from pkcs11.store import Store, replace_file
     _check_mount()
     with _session(True) as s:
         taken = []
@@ -84,13 +83,7 @@ def _main():
         d = config.token_dir()
         Store(d).ensure()
         path = d + "/" + CLAIM_FILE
-        with open(path + ".tmp", "w") as f:
-            f.write(SETTINGS)
-        try:
-            os.rename(path + ".tmp", path)
-        except OSError:
-            os.remove(path)
-            os.rename(path + ".tmp", path)
+        replace_file(path, SETTINGS)
         _o("R", {"path": path, "replaced": len(taken)})
 '''
 

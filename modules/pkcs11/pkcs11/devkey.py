@@ -70,18 +70,8 @@ def _nvs():
 
 
 def _write_file(path, data):
-    import os
-    from .store import chmod
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        chmod(tmp, 0o600)
-        f.write(data)
-        f.flush()
-    try:
-        os.rename(tmp, path)
-    except OSError:
-        os.remove(path)
-        os.rename(tmp, path)
+    from .store import replace_file
+    replace_file(path, data, 0o600)
 
 
 class DeviceKey:

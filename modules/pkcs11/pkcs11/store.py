@@ -69,6 +69,24 @@ def chmod(path, mode):
         except OSError:
             pass
 
+def replace_file(path, data, mode=None):
+    """Write a small file of the token directory whole: a temporary file, flushed
+    (and given `mode` first, when set), renamed over `path`.  Filesystems without
+    rename-over (FAT) remove the old file first.  Records use Store._write, which
+    also keeps the old record aside and has the fault hook."""
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        if mode is not None:
+            chmod(tmp, mode)
+        f.write(data)
+        f.flush()
+    try:
+        os.rename(tmp, path)
+    except OSError:
+        os.remove(path)
+        os.rename(tmp, path)
+
+
 def _mac(key, data):
     from .devkey import hmac_sha256
     return hmac_sha256(key, data)
