@@ -4,9 +4,7 @@ middle of a session, and what one C_Sign costs over the serial line."""
 
 from __future__ import annotations
 
-import statistics
 import subprocess
-import time
 
 import pytest
 
@@ -58,35 +56,37 @@ def test_qemu_board_restart_mid_session(bridge_qemu: BridgeClient, qemu_board) -
     assert f"label:      {LABEL}" in c.tool("-O", "--type", "privkey")
 
 
-def test_qemu_sign_round_trip_cost(qemu_board, capsys) -> None:
-    """One C_Sign over the UART costs the signature plus < 20 ms: per sample, the
-    host's round trip against the board's own clock around the same C_Sign."""
+def test_qemu_sign_repeats_and_board_clock(qemu_board) -> None:
+    """Nine C_Sign calls in a row over the UART, each verified against the public key,
+    and the bridge's time op reports the board's own time for each call. What a call
+    costs is measured by `make bench` (bench/bridge_bench.py), not asserted here."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
+
     qemu_board.wait_for_log(">>> ")
-    link = Link(str(qemu_board.pty), timeout=60, lock_wait=0)
+    link = Link(str(qemu_board.pty), timeout=120, lock_wait=0)
     link.open()
     try:
         assert link.call("C_Initialize")[0] == 0
         h = link.call("C_OpenSession", 0, 6)[1]
         rv, keys = link.call("C_GenerateKeyPair", h, 0x1040, [(0x180, P256)], [(3, b"k")])
-        key = keys[1]       # type: ignore[index]
-        over, board, trip = [], [], []
-        for _ in range(9):
+        assert rv == 0, rv
+        pub_key, key = keys     # type: ignore[misc]
+        rv, attrs = link.call("C_GetAttributeValue", h, pub_key, [0x181])
+        assert rv == 0, rv
+        point = attrs[0]        # type: ignore[index]
+        # CKA_EC_POINT is a DER OCTET STRING around the uncompressed point
+        pub = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point[-65:])
+        for i in range(9):
+            digest = bytes([i]) * 32
             assert link.call("C_SignInit", h, 0x1041, key)[0] == 0
-            t = time.perf_counter()
-            rv, sig = link.call("C_Sign", h, b"x" * 32)
-            rtt = time.perf_counter() - t
-            assert rv == 0 and len(sig) == 64   # type: ignore[arg-type]
-            on_board = link.board_time()
-            over.append(rtt - on_board)
-            board.append(on_board)
-            t = time.perf_counter()
-            assert link.call("C_GetSessionInfo", h)[0] == 0
-            trip.append(time.perf_counter() - t)
-        link.call("C_Finalize")
+            rv, sig = link.call("C_Sign", h, digest)
+            assert rv == 0 and len(sig) == 64, (rv, sig)     # type: ignore[arg-type]
+            der = encode_dss_signature(int.from_bytes(sig[:32], "big"),  # type: ignore[index]
+                                       int.from_bytes(sig[32:], "big"))  # type: ignore[index]
+            pub.verify(der, digest, ec.ECDSA(Prehashed(hashes.SHA256())))
+            assert link.board_time() > 0
+        assert link.call("C_Finalize")[0] == 0
     finally:
         link.close()
-    ms = [statistics.median(x) * 1000 for x in (board, over, trip)]
-    with capsys.disabled():
-        print(f"\n[bridge qemu] C_Sign: {ms[0]:.1f} ms on the board + {ms[1]:.1f} ms for the "
-              f"bridge and UART; C_GetSessionInfo round trip {ms[2]:.1f} ms (medians of 9)")
-    assert ms[1] < 20

@@ -260,3 +260,35 @@ def test_two_applications_are_serialized_or_refused(bridge_unix: BridgeClient, u
                 waiting.wait()
     finally:
         first.stop()
+
+
+def test_root_recipe_printed_by_install_module_reaches_the_board(unix_pty, tmp_path: Path) -> None:
+    """As root p11-kit reads no ~/.config/pkcs11 (programs running as root skip user
+    config): install-module says how root reaches the board instead, and that recipe,
+    p11-kit-client.so with P11_KIT_SERVER_ADDRESS, lists the token."""
+    import os
+    import shlex
+
+    from harness.bridge import P11BRIDGE
+    from p11bridge.cli import client_path, remote_address
+
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "P11_KIT"))}
+    env["HOME"] = str(home)
+    proc = subprocess.run([str(P11BRIDGE), "install-module", "--device", str(unix_pty.pty)],
+                          env=env, capture_output=True, text=True, timeout=60, check=True)
+    module = home / ".config" / "pkcs11" / "modules" / "micropython-token.module"
+    if os.getuid() == 0:
+        recipe = proc.stdout.split("P11_KIT_SERVER_ADDRESS=", 1)[1]
+        address = shlex.split(recipe.split(" \\\n", 1)[0])[0]
+        client = recipe.split("--module ", 1)[1].split()[0]
+        assert address == remote_address(module) and client == client_path()
+    else:
+        assert "P11_KIT_SERVER_ADDRESS" not in proc.stdout      # a user's module file just works
+        address, client = remote_address(module), client_path()
+    env["P11_KIT_SERVER_ADDRESS"] = address
+    out = subprocess.run(["pkcs11-tool", "--module", str(client), "-L"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "token label        : MicroPython PKCS#11 token" in out.stdout

@@ -4,11 +4,15 @@
 
 p11-kit ignores a user's module files in a program running as root, so as root
 every client program runs in a user namespace where it is uid 1000 (`unshare
---user --map-user=1000`); its files and the board's pty stay reachable.
+--user --map-user=1000`); its files and the board's pty stay reachable. Where
+user namespaces are refused (a chroot, a locked-down container), clients run as
+root the way `install-module` tells root to: p11-kit-client.so with the module
+file's remote command in P11_KIT_SERVER_ADDRESS.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -19,7 +23,7 @@ from typing import Iterator
 
 import pytest
 
-from p11bridge.cli import proxy_path
+from p11bridge.cli import client_path, proxy_path, remote_address
 from p11lab import paths
 
 BUILD = paths.default_build()
@@ -36,12 +40,17 @@ def proxy_module() -> str:
     return path
 
 
-def _as_user() -> list[str]:
+@functools.lru_cache(maxsize=None)
+def _user_namespace() -> tuple[str, ...] | None:
+    """The prefix that runs a client as an ordinary user ((): we are one), or None
+    when we are root and no user namespace can be made."""
     if os.getuid() != 0:
-        return []
+        return ()
+    prefix = ("unshare", "--user", "--map-user=1000", "--map-group=1000")
     if shutil.which("unshare") is None:
-        pytest.fail("running as root needs unshare (util-linux) so p11-kit reads the user's module files")
-    return ["unshare", "--user", "--map-user=1000", "--map-group=1000"]
+        return None
+    probe = subprocess.run([*prefix, "true"], capture_output=True, timeout=60)
+    return prefix if probe.returncode == 0 else None
 
 
 class BridgeClient:
@@ -63,10 +72,19 @@ class BridgeClient:
                         "--wait", str(wait), "--call-timeout", str(call_timeout), "--force"],
                        env=self.env, check=True, capture_output=True, text=True)
         self.module_file = home / ".config" / "pkcs11" / "modules" / f"{name}.module"
+        prefix = _user_namespace()
+        self.prefix: list[str] = list(prefix or ())
+        if prefix is None:
+            client = client_path()
+            if client is None:
+                pytest.fail("p11-kit-client.so not found: install p11-kit-modules (firmware/install-deps.sh)")
+            self.proxy = client
+            self.env["P11_KIT_SERVER_ADDRESS"] = remote_address(self.module_file)
+            self.env["PKCS11_MODULE_PATH"] = client      # OpenSSL's pkcs11 engine (libp11)
 
     def run(self, *cmd: str, timeout: float = 120, check: bool = True,
             input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-        proc = subprocess.run([*_as_user(), *cmd], env=self.env, cwd=self.home, input=input,
+        proc = subprocess.run([*self.prefix, *cmd], env=self.env, cwd=self.home, input=input,
                               capture_output=True, timeout=timeout)
         if check and proc.returncode != 0:
             raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\n--- stdout ---\n"
@@ -76,7 +94,7 @@ class BridgeClient:
 
     def popen(self, *cmd: str) -> subprocess.Popen[bytes]:
         """A client program running alongside the test (the caller stops it)."""
-        return subprocess.Popen([*_as_user(), *cmd], env=self.env, cwd=self.home,
+        return subprocess.Popen([*self.prefix, *cmd], env=self.env, cwd=self.home,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
     def tool(self, *args: str, **kw: object) -> str:
@@ -98,7 +116,7 @@ class BridgeClient:
         script = self.home / f"client-{time.monotonic_ns()}.py"
         script.write_text(f"PROXY = {self.proxy!r}\nLABEL = {TOKEN_LABEL!r}\n"
                           + textwrap.dedent(code))
-        return Interactive([*_as_user(), str(VENV_PYTHON), str(script)], self.env, self.home)
+        return Interactive([*self.prefix, str(VENV_PYTHON), str(script)], self.env, self.home)
 
 
 class Interactive:

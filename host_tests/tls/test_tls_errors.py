@@ -218,7 +218,8 @@ def test_handshake_deadline_against_a_dripping_server(identity, scripted):
     out = connect(identity, server.port, ', timeout=10, deadline=2')
     assert "error TLSError" in out and "ETIMEDOUT" in out and "2 s" in out, out
     ms = int(out.split("ms ")[1])
-    assert 1800 <= ms < 6000, out
+    # without the deadline the 16 KB record takes two minutes; the slack is for a loaded machine
+    assert 1800 <= ms < 30_000, out
 
 
 def test_mqtt_connect_deadline_covers_connack(unix_fw, scripted):
@@ -226,7 +227,7 @@ def test_mqtt_connect_deadline_covers_connack(unix_fw, scripted):
     every byte comes well within ack_timeout."""
     def slow_connack(server, conn):
         conn.recv(100)
-        drip(server.stop, conn, b"\x20\x02\x00\x00", 0.6)
+        drip(server.stop, conn, b"\x20\x02\x00\x00", 2.0)     # all of it after 8 s
 
     server = scripted(slow_connack)
     out = unix_fw.run(mp_prelude(server.port) + """
@@ -242,7 +243,7 @@ print('ms', time.ticks_diff(time.ticks_ms(), t0), c.connected)
 """)
     assert "error connect did not complete within 1 s" in out, out
     ms, connected = out.split("ms ")[1].split()
-    assert 900 <= int(ms) < 2200 and connected == "False", out
+    assert 900 <= int(ms) < 7000 and connected == "False", out
 
 
 def test_mqtt_over_p11tls_reports_the_handshake_deadline(identity, scripted):

@@ -77,16 +77,35 @@ def cmd_serve(args: argparse.Namespace) -> int:
                  0, out_fd, log)
 
 
-def proxy_path() -> str | None:
-    """Where p11-kit-proxy.so is (Debian: p11-kit-modules), or None."""
+def _p11kit_library(name: str) -> str | None:
     import sysconfig
 
     arch = sysconfig.get_config_var("MULTIARCH") or ""
     for d in (f"/usr/lib/{arch}", "/usr/lib64", "/usr/lib", "/usr/local/lib"):
-        p = Path(d) / "p11-kit-proxy.so"
+        p = Path(d) / name
         if p.exists():
             return str(p)
     return None
+
+
+def proxy_path() -> str | None:
+    """Where p11-kit-proxy.so is (Debian: p11-kit-modules), or None."""
+    return _p11kit_library("p11-kit-proxy.so")
+
+
+def client_path() -> str | None:
+    """Where p11-kit-client.so is (Debian: p11-kit-modules), or None: the module
+    that runs the command in P11_KIT_SERVER_ADDRESS='|command' without any
+    module file, which is how a program running as root reaches the board."""
+    return _p11kit_library("pkcs11/p11-kit-client.so")
+
+
+def remote_address(module_file: Path) -> str:
+    """The `remote:` value of a module file (`|command`), for P11_KIT_SERVER_ADDRESS."""
+    for line in module_file.read_text().splitlines():
+        if line.startswith("remote:"):
+            return line.split(":", 1)[1].strip()
+    raise ValueError(f"{module_file} has no remote: line")
 
 
 def module_text(command: list[str]) -> str:
@@ -128,8 +147,12 @@ def cmd_install_module(args: argparse.Namespace) -> int:
     else:
         print(f"try: pkcs11-tool --module {proxy} -L")
     if os.getuid() == 0:
-        print("note: p11-kit reads no user module files in programs running as root; "
-              "as root, copy the file to /etc/pkcs11/modules/")
+        client = client_path() or "p11-kit-client.so"
+        print("note: p11-kit reads no user module files in programs running as root. As root,\n"
+              "copy the file to /etc/pkcs11/modules/ (every program on this machine then sees\n"
+              "the board), or hand the bridge to one program through p11-kit's client module:\n"
+              f"  P11_KIT_SERVER_ADDRESS={shlex.quote(remote_address(path))} \\\n"
+              f"    pkcs11-tool --module {client} -L")
     return 0
 
 
