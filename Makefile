@@ -227,7 +227,6 @@ check: deps unix
 # prints a table, writes $(BUILD)/bench/results.{md,json}. See bench/README.md.
 bench: deps unix qemu bench-builds bench-deps
 	@BUILD=$(BUILD) $(PY) bench/bench.py --out $(BUILD)/bench $(BENCH_ARGS)
-	@BUILD=$(BUILD) $(PY) bench/bridge_bench.py --out $(BUILD)/bench
 
 # Firmware variants only the bench uses (bench/README.md), each in $(BUILD)/bench-*:
 #   bench-qemu       the qemu board plus _bench_mbedtls (mbedTLS's own ECDSA/RSA, row 1)

@@ -59,7 +59,7 @@ def test_qemu_board_restart_mid_session(bridge_qemu: BridgeClient, qemu_board) -
 def test_qemu_sign_repeats_and_board_clock(qemu_board) -> None:
     """Nine C_Sign calls in a row over the UART, each verified against the public key,
     and the bridge's time op reports the board's own time for each call. What a call
-    costs is measured by `make bench` (bench/bridge_bench.py), not asserted here."""
+    costs is measured by `make bench` (row 5, bench/compare.py), not asserted here."""
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
