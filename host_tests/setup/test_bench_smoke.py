@@ -74,3 +74,29 @@ def test_bench_tiny_run_prints_every_row_with_numbers(tmp_path: Path) -> None:
     steps = [r for r in by_group["8 boot"] if r["ratio"] is not None]
     assert len(steps) == 6 and abs(sum(r["ratio"] for r in steps) - 1) < 1e-6, steps
     assert "## Against what a user would pick instead" in (out / "results.md").read_text()
+
+
+def test_bench_bridge_rows_count_each_call(qemu_board) -> None:
+    """Row 5's bridge part on the qemu board, one sample: both calls go through the
+    counting proxy, each way, and come out as rows with their time at 115200 baud."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import compare
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    qemu_board.wait_for_log(">>> ")
+    proxy = compare.CountingProxy(qemu_board.pty)
+    try:
+        rows = compare.bridge_rows(proxy, lambda msg: None, samples=1)
+    finally:
+        proxy.close()
+    assert [r.what.split(":")[0] for r in rows] == [
+        "bridge EC P-256 C_Sign of 32 bytes", "bridge C_GetSessionInfo"]
+    for r in rows:
+        sent, received = r.samples["sent"], r.samples["received"]
+        # a request frame carries at least the call's arguments; a reply at least its rv
+        assert sent >= 8 and received >= 8, r
+        assert r.ours == (sent + received) * 10 / compare.BAUD and r.ok is True, r
+    sign, info = rows
+    assert sign.samples["sent"] > info.samples["sent"]          # the 32 bytes to sign
+    assert sign.samples["received"] >= 64                       # the signature
