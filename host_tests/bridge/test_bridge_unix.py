@@ -1,7 +1,7 @@
 """The unix firmware's token as a PKCS#11 token of every host program, through
 p11-kit-proxy.so and `p11bridge serve` (module file written by
 `p11bridge install-module`): OpenSC's pkcs11-tool, OpenSSL's pkcs11 engine,
-python-pkcs11."""
+python-pkcs11, and `openssl s_client` with the engine against mosquitto."""
 
 from __future__ import annotations
 
@@ -260,6 +260,44 @@ def test_two_applications_are_serialized_or_refused(bridge_unix: BridgeClient, u
                 waiting.wait()
     finally:
         first.stop()
+
+
+def _mqtt(packet_type: int, body: bytes) -> bytes:
+    assert len(body) < 128
+    return bytes([packet_type, len(body)]) + body
+
+
+def _utf8(text: str) -> bytes:
+    return len(text).to_bytes(2, "big") + text.encode()
+
+
+def test_openssl_s_client_with_the_engine_talks_mqtt_to_mosquitto(
+        bridge_unix: BridgeClient, mosquitto_factory, local_ca) -> None:
+    """A host TLS client authenticates to a broker with the board's key: the CSR is
+    signed through the engine, the local CA issues the certificate, and `openssl
+    s_client -engine pkcs11` makes the CertificateVerify signature on the board for
+    a mosquitto that requires client certificates and takes their CN as the user.
+    The MQTT bytes go through s_client: CONNECT -> CONNACK, PUBLISH QoS 1 -> PUBACK."""
+    from harness.mosquitto import TLSListener
+
+    c = bridge_unix
+    keypairgen(c)
+    csr = c.home / "board.csr"
+    c.run("openssl", "req", "-new", "-engine", "pkcs11", "-keyform", "engine", "-key", KEY_URI,
+          "-subj", "/CN=board-over-s-client", "-out", str(csr))
+    issued = local_ca.sign_csr(csr.read_bytes())
+    server = local_ca.issue_server(("localhost",))
+    broker = mosquitto_factory(plain=False, allow_anonymous=False, tls=TLSListener(
+        cafile=local_ca.root_path, certfile=server.cert_path, keyfile=server.key_path))
+    mqtt = (_mqtt(0x10, _utf8("MQTT") + b"\x04\x02\x00\x3c" + _utf8("s-client"))
+            + _mqtt(0x32, _utf8("board/hello") + b"\x00\x01" + b"signed on the board")
+            + _mqtt(0xE0, b""))          # DISCONNECT: the broker closes, s_client ends
+    proc = c.run("openssl", "s_client", "-engine", "pkcs11", "-keyform", "engine", "-key", KEY_URI,
+                 "-cert", str(issued.cert_path), "-CAfile", str(local_ca.root_path),
+                 "-verify_return_error", "-servername", "localhost", "-quiet",
+                 "-connect", f"127.0.0.1:{broker.tls_port}", input=mqtt)
+    assert proc.stdout == b"\x20\x02\x00\x00" + b"\x40\x02\x00\x01", proc.stdout  # CONNACK 0, PUBACK 1
+    broker.wait_for_log(r"New client connected from 127\.0\.0\.1:\d+ as s-client .*u'board-over-s-client'")
 
 
 def test_root_recipe_printed_by_install_module_reaches_the_board(unix_pty, tmp_path: Path) -> None:
