@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 SO = "so-secret-1"
 USER = "user-1234"
@@ -50,3 +51,64 @@ def test_first_set_pin_says_set_not_changed(tool_unix):
 def test_pin_dash_without_a_terminal_exits_6_without_a_traceback(tool_unix):
     r = tool_unix("list", "--pin", "-", expect=6)
     assert "Traceback" not in r.output and "no terminal" in r.stderr, r.output
+
+
+def _on_a_terminal(tool, *args: str, answer: str) -> tuple[int, str]:
+    """Runs the CLI with a pty as its terminal; answers the first 'user PIN:' prompt
+    with `answer`. Returns (exit code, everything the terminal showed)."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+    import time
+
+    from harness.paths import BUILD, ROOT
+
+    master, slave = pty.openpty()
+    env = dict(os.environ, BUILD=str(BUILD), PYTHONPATH=str(ROOT / "tools"))
+    env.pop("P11BOARD_PIN", None)
+    proc = subprocess.Popen([sys.executable, "-m", "p11board.cli", *tool.board_args, *args],
+                            cwd=tool.cwd, env=env, stdin=slave, stdout=slave, stderr=slave,
+                            start_new_session=True)
+    os.close(slave)
+    seen, answered = b"", False
+    end = time.monotonic() + 300
+    try:
+        while time.monotonic() < end:
+            if select.select([master], [], [], 1)[0]:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:         # the CLI exited and closed the terminal
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+                if not answered and b"the token's user PIN: " in seen:
+                    os.write(master, answer.encode() + b"\n")
+                    answered = True
+            elif proc.poll() is not None:
+                break
+        return proc.wait(60), seen.decode(errors="replace")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+
+
+def test_a_command_that_needs_the_pin_asks_for_it_on_a_terminal(tool_unix, seed_files):
+    """No --pin, no P11BOARD_PIN: on a terminal the CLI asks (the PIN is not echoed and
+    never in argv); without a terminal it says how to give it, as before."""
+    tool_unix("set-pin", "--old-pin", "", "--new-pin", USER)
+    rc, screen = _on_a_terminal(tool_unix, "import-key", str(seed_files.key), answer=USER)
+    assert rc == 0, screen
+    assert "the token's user PIN: " in screen and USER not in screen, screen
+    assert "Device Priv TLS Key" in _labels(tool_unix, USER)
+    rc, screen = _on_a_terminal(tool_unix, "show", "Device Priv TLS Key", answer=USER)
+    assert rc == 0 and re.search(r"CKA_CLASS +private-key", screen), screen
+    rc, screen = _on_a_terminal(tool_unix, "show", "Device Priv TLS Key", answer="wrong-1")
+    assert rc == 1 and "CKR_PIN_INCORRECT" in screen, screen
+    # without a terminal: no prompt, the same clear failure as before
+    r = tool_unix("show", "Device Priv TLS Key", expect=5)
+    assert "user PIN" in r.stderr and "--pin" in r.stderr, r.stderr

@@ -21,7 +21,9 @@ from p11bridge.cli import add_commands as add_bridge_commands
 
 from . import __version__, commands, device, fleet, names, show
 from .connection import DeviceFailure
-from .errors import EXIT_HELP, Exit, ToolError, ckr_sentence
+from .errors import EXIT_HELP, PIN_PROMPT, Exit, PinNeeded, ToolError, ckr_sentence
+
+CKR_USER_NOT_LOGGED_IN = 0x101
 from .show import PROG, UI
 
 PIN_ENV = "P11BOARD_PIN"
@@ -64,8 +66,9 @@ def _common_options() -> argparse.ArgumentParser:
                         "(a new, empty token); without it a missing one is refused")
     o = p.add_argument_group("common options")
     o.add_argument("--pin", default=S,
-                   help="user PIN, when the token has one ('-' asks; better: env P11BOARD_PIN or "
-                        "--pin-fd, a PIN in the arguments shows in ps and the shell history)")
+                   help="user PIN, when the token has one (better left out: on a terminal a "
+                        "command that needs it asks; or env P11BOARD_PIN, --pin-fd; '-' asks up "
+                        "front; a PIN in the arguments shows in ps and the shell history)")
     o.add_argument("--pin-fd", type=int, default=S, metavar="FD",
                    help="read the user PIN from this file descriptor (its first line)")
     o.add_argument("--timeout", type=float, default=S, metavar="SECONDS",
@@ -94,7 +97,7 @@ def _fill_defaults(args: argparse.Namespace) -> None:
         if not sys.stdin.isatty():
             raise ToolError(Exit.ABORTED, "--pin -: no terminal to ask for the PIN on; give it "
                             f"with --pin PIN or the environment variable {PIN_ENV}")
-        args.pin = getpass.getpass("user PIN: ")
+        args.pin = getpass.getpass(PIN_PROMPT)
     if args.unix and args.qemu:
         raise ToolError(Exit.USAGE, "--unix and --qemu exclude each other")
     if (args.unix or args.qemu) and args.device != "auto":
@@ -259,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _fill_defaults(args)
         ui = UI(quiet=args.quiet, as_json=args.json)
-        code = int(args.func(args, ui))
+        code = _run_asking_for_the_pin(args, ui)
     except ToolError as e:
         show.error(str(e))
         code = int(e.code)
@@ -270,6 +273,20 @@ def main(argv: list[str] | None = None) -> int:
         code = int(Exit.ABORTED)
     ui.finish(args.command, code, "\n".join(show.ERRORS) if show.ERRORS else None)
     return code
+
+
+def _run_asking_for_the_pin(args: argparse.Namespace, ui: UI) -> int:
+    """Runs the command; when it failed only for want of the user PIN (nothing was
+    changed then) and no PIN was given, asks for it on the terminal and runs it again,
+    so a PIN need never be typed into the command line."""
+    try:
+        return int(args.func(args, ui))
+    except (PinNeeded, DeviceFailure) as e:
+        wanted = isinstance(e, PinNeeded) or e.rv == CKR_USER_NOT_LOGGED_IN
+        if not (wanted and args.pin is None and sys.stdin.isatty()):
+            raise
+    args.pin = getpass.getpass(PIN_PROMPT)
+    return int(args.func(args, ui))
 
 
 def pin_tries(state: tuple[int, int] | None) -> str:

@@ -80,7 +80,7 @@ def show_objects(args: argparse.Namespace, ui: UI) -> int:
                 ATTRS=device.SHOW_ATTRIBUTES)
     objs = [show.object_record(h, a) for h, a in r["objects"]]
     if not objs:
-        raise ToolError(Exit.OBJECT, f"no object labelled {args.label!r}{show.login_hint(r['flags'], args.pin)}")
+        raise show.not_found(f"no object labelled {args.label!r}", r["flags"], args.pin)
     show.objects(ui, objs)
     return Exit.OK
 
@@ -215,8 +215,8 @@ def csr(args: argparse.Namespace, ui: UI) -> int:
         r = run(board, ui, device.CSR, PIN=args.pin, LABEL=label, SUBJECT=subject)
     if "keys" in r:
         if r["keys"] == 0:
-            raise ToolError(Exit.OBJECT, f"no private key labelled {args.label!r}"
-                            f"{show.login_hint(r['flags'], args.pin)}; make one with {show.PROG} generate-key")
+            raise show.not_found(f"no private key labelled {args.label!r}", r["flags"], args.pin,
+                                 f"; make one with {show.PROG} generate-key")
         raise ToolError(Exit.OBJECT, f"{r['keys']} private keys are labelled {args.label!r}; "
                         f"destroy the extra ones ({show.PROG} destroy)")
     der = bytes(r["csr"])
@@ -282,9 +282,8 @@ def destroy(args: argparse.Namespace, ui: UI) -> int:
         if cls is not None:
             found = [(h, a) for h, a in found if a[0] == cls]
         if not found:
-            raise ToolError(Exit.OBJECT, f"no object with {desc}{show.login_hint(r['flags'], args.pin)}"
-                            if not desc.startswith("labelled") else
-                            f"no object {desc}{show.login_hint(r['flags'], args.pin)}")
+            raise show.not_found(f"no object with {desc}" if not desc.startswith("labelled")
+                                 else f"no object {desc}", r["flags"], args.pin)
         what = ", ".join(f"{names.CKO.get(a[0], a[0])} {show.text(a[3])!r} (handle {h})" for h, a in found)
         _confirm(f"destroy {len(found)} object(s): {what}?", args.yes)
         r = run(board, ui, device.DESTROY, PIN=args.pin, HANDLES=[(h, a[3]) for h, a in found])

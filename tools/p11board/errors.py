@@ -39,6 +39,14 @@ class ToolError(Exception):
         self.code = code
 
 
+class PinNeeded(ToolError):
+    """Nothing found (or nothing allowed) because the token has a user PIN and none
+    was given: on a terminal the CLI asks for the PIN and runs the command again."""
+
+
+PIN_PROMPT = "the token's user PIN: "
+
+
 # A sentence for the CKR codes a user of this tool can meet.
 CKR_HELP: dict[int, str] = {
     0x02: "the board ran out of memory",

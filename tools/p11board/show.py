@@ -14,6 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from . import files, names
+from .errors import Exit, PinNeeded, ToolError
 
 PROG = "p11board"
 
@@ -100,6 +101,12 @@ def login_hint(flags: int, pin: str | None) -> str:
     if flags & names.CKF_LOGIN_REQUIRED and pin is None:
         return " (the token has a user PIN: private objects stay hidden without --pin)"
     return ""
+
+
+def not_found(message: str, flags: int, pin: str | None, then: str = "") -> ToolError:
+    """The error for "no such object": a PinNeeded when private objects may be hiding it."""
+    hint = login_hint(flags, pin)
+    return (PinNeeded if hint else ToolError)(Exit.OBJECT, message + hint + then)
 
 
 # -- info -------------------------------------------------------------------------------
