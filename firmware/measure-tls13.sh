@@ -1,10 +1,10 @@
 #!/bin/sh
-# Builds the qemu MPS2-AN385 and the unix firmware with mbedTLS's TLS 1.3 (client
-# and, as MicroPython's config has MBEDTLS_SSL_SRV_C, server) into
-# $BUILD/qemu-tls13 and $BUILD/unix-tls13, and prints the qemu sizes next to
-# $BUILD/qemu/firmware.elf's: the flash cost of TLS 1.3 (issue 11 item 9).
-# Nothing in the product uses these builds; host_tests/tls/test_tls13.py runs
-# $BUILD/unix-tls13/micropython against openssl s_server -tls1_3.
+# Builds the qemu MPS2-AN385 firmware with mbedTLS's TLS 1.3 (client and, as
+# MicroPython's config has MBEDTLS_SSL_SRV_C, server) into $BUILD/qemu-tls13 and
+# prints its sizes next to $BUILD/qemu/firmware.elf's: the flash cost of TLS 1.3
+# (issue 11 item 9). The unix counterpart is a variant in the tree,
+# boards/unix_tls13 (`make unix-tls13`, built by `make test` for
+# host_tests/tls/test_tls13.py); its options and sources are the same as here.
 #   BUILD=build sh firmware/measure-tls13.sh      (after make unix qemu)
 # Then: BUILD=<dir with qemu -> qemu-tls13> pytest host_tests/test_tls_qemu.py -s
 # runs the board's loopback TLS test (it negotiates TLS 1.3) and prints the heap.
@@ -32,18 +32,3 @@ make -s -C "$BUILD/micropython/ports/qemu" -j"${JOBS:-1}" USER_C_MODULES="$ROOT/
 	|| { tail -n 30 "$BUILD/qemu-tls13-build.log"; exit 1; }
 arm-none-eabi-size "$BUILD/qemu/firmware.elf" "$BUILD/qemu-tls13/firmware.elf"
 
-# unix: the same options as -D flags (the port's config file is not ours).
-VARIANT=$BUILD/unix-tls13-variant
-rm -rf "$VARIANT"
-cp -r "$ROOT/boards/unix" "$VARIANT"
-sed -i 's/^FROZEN_MANIFEST ?= .*//' "$VARIANT/mpconfigvariant.mk"
-{
-  echo "FROZEN_MANIFEST = $ROOT/boards/unix/manifest.py"
-  echo "CFLAGS += -DMBEDTLS_PSA_CRYPTO_C -DMBEDTLS_SSL_PROTO_TLS1_3 -DMBEDTLS_SSL_KEEP_PEER_CERTIFICATE -DMBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_EPHEMERAL_ENABLED -DMBEDTLS_PKCS1_V21 -DMBEDTLS_HKDF_C -DMBEDTLS_X509_RSASSA_PSS_SUPPORT"
-  echo "$SOURCES"
-} >> "$VARIANT/mpconfigvariant.mk"
-make -s -C "$BUILD/micropython/ports/unix" -j"${JOBS:-1}" USER_C_MODULES="$ROOT/firmware/cmodule" \
-	MPY_LIB_DIR="$BUILD/mpylib" VARIANT_DIR="$VARIANT" BUILD="$BUILD/unix-tls13" \
-	> "$BUILD/unix-tls13-build.log" 2>&1 \
-	|| { tail -n 30 "$BUILD/unix-tls13-build.log"; exit 1; }
-echo "unix firmware with TLS 1.3: $BUILD/unix-tls13/micropython"

@@ -1,10 +1,11 @@
 """TLS 1.3 client authentication through the token (issue 11 item 9, stretch).
 
-The product's firmware speaks TLS 1.2 only. firmware/measure-tls13.sh builds a unix
-firmware with mbedTLS's TLS 1.3 ($BUILD/unix-tls13/micropython); these tests run it
+The product's firmware speaks TLS 1.2 only. `make unix-tls13` (a dependency of `make
+test`) builds boards/unix_tls13, the unix firmware with mbedTLS's TLS 1.3
+($BUILD/unix-tls13/micropython); these tests run it
 against `openssl s_server -tls1_3` and check that the CertificateVerify signature is
 made by the token: ECDSA through mbedtls_pk_sign_ext -> the hook's TLS 1.2 path, RSA as
-RSASSA-PSS through CKM_RSA_PKCS_PSS (salt = hash length). Skipped without that build.
+RSASSA-PSS through CKM_RSA_PKCS_PSS (salt = hash length).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ print("calls", calls)
 @pytest.fixture
 def tls13_pki(tmp_path, local_ca) -> TokenPKI:
     if not TLS13_BIN.exists():
-        pytest.skip(f"{TLS13_BIN} is missing: run firmware/measure-tls13.sh")
+        pytest.fail(f"{TLS13_BIN} is missing: run `make unix-tls13`")
     token = tmp_path / "token"
     work = tmp_path / "work"
     token.mkdir()

@@ -1,0 +1,2 @@
+# The same frozen modules as boards/unix.
+include("../unix/manifest.py")
