@@ -16,7 +16,7 @@ import sys
 from typing import Callable
 
 from . import rpc
-from .link import DeviceLost, Link, LinkError
+from .link import Link, LinkError
 
 CKR_OK = 0
 CKR_GENERAL_ERROR = 0x5
