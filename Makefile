@@ -257,7 +257,8 @@ bench-qemu: sources $(MPY_DIR)/mpy-cross/build/mpy-cross
 		BENCH_MBEDTLS=1 FROZEN_MANIFEST=$(CURDIR)/boards/qemu/manifest.py)
 
 bench-qemu-bare: sources $(MPY_DIR)/mpy-cross/build/mpy-cross
-	$(call bench_build,bench-qemu-bare,qemu,$(BENCH_QEMU_ARGS) FROZEN_MANIFEST=$(BENCH_BARE_MANIFEST))
+	$(call bench_build,bench-qemu-bare,qemu,$(BENCH_QEMU_ARGS) FROZEN_MANIFEST=$(BENCH_BARE_MANIFEST) \
+		CFLAGS_EXTRA=-DMICROPY_BOARD_LOCK=0)
 
 bench-unix-bare: sources $(MPY_DIR)/mpy-cross/build/mpy-cross
 	$(call bench_build,bench-unix-bare,unix,VARIANT_DIR=$(CURDIR)/boards/unix MPY_LIB_DIR=$(MPY_LIB_STUB) FROZEN_MANIFEST=)
