@@ -239,6 +239,7 @@ bench: deps unix qemu bench-builds bench-deps
 
 # Firmware variants only the bench uses (bench/README.md), each in $(BUILD)/bench-*:
 #   bench-qemu       the qemu board plus _bench_mbedtls (mbedTLS's own ECDSA/RSA, row 1)
+#   bench-qemu-m4    the same built for a Cortex-M4, run on mps2-an386 (row 1)
 #   bench-qemu-bare  the qemu board without our frozen modules and C module (row 7)
 #   bench-unix-bare  the unix firmware without them (row 7)
 #   bench-rv32       the qemu port's VIRT_RV32 board with our modules and C module (row 2)
@@ -249,12 +250,19 @@ bench_build = @echo "[build] $(1) -> $(BUILD)/$(1)"; \
 		> $(BUILD)/$(1)-build.log 2>&1 \
 		|| { tail -n 30 $(BUILD)/$(1)-build.log; echo "[build] $(1) failed; full log: $(BUILD)/$(1)-build.log"; exit 1; }
 
-.PHONY: bench-builds bench-deps bench-qemu bench-qemu-bare bench-unix-bare bench-rv32
-bench-builds: bench-qemu bench-qemu-bare bench-unix-bare bench-rv32
+.PHONY: bench-builds bench-deps bench-qemu bench-qemu-m4 bench-qemu-bare bench-unix-bare bench-rv32
+bench-builds: bench-qemu bench-qemu-m4 bench-qemu-bare bench-unix-bare bench-rv32
 
 bench-qemu: sources $(MPY_DIR)/mpy-cross/build/mpy-cross
 	$(call bench_build,bench-qemu,qemu,$(BENCH_QEMU_ARGS) USER_C_MODULES=$(CURDIR)/firmware/cmodule \
 		BENCH_MBEDTLS=1 FROZEN_MANIFEST=$(CURDIR)/boards/qemu/manifest.py)
+
+# The same for a Cortex-M4 (QEMU's mps2-an386, the AN385's M4 twin: same memory map and
+# UART): p256-m takes its Armv7E-M (UMAAL) path there (row 1).
+bench-qemu-m4: sources $(MPY_DIR)/mpy-cross/build/mpy-cross
+	$(call bench_build,bench-qemu-m4,qemu,$(BENCH_QEMU_ARGS) USER_C_MODULES=$(CURDIR)/firmware/cmodule \
+		BENCH_MBEDTLS=1 FROZEN_MANIFEST=$(CURDIR)/boards/qemu/manifest.py \
+		QEMU_MACHINE=mps2-an386 CFLAGS_EXTRA=-mcpu=cortex-m4)
 
 bench-qemu-bare: sources $(MPY_DIR)/mpy-cross/build/mpy-cross
 	$(call bench_build,bench-qemu-bare,qemu,$(BENCH_QEMU_ARGS) FROZEN_MANIFEST=$(BENCH_BARE_MANIFEST) \

@@ -238,6 +238,7 @@ def run_compare(args, out: Path, files: dict[str, bytes], ca: LocalCA, res: dict
     labels = {k: label for k, label, _ in ROWS}
     qemu = "qemu" in targets
     bench_qemu = BUILD / "bench-qemu" / "firmware.elf"
+    bench_m4 = BUILD / "bench-qemu-m4" / "firmware.elf"
     rv32_elf = BUILD / "bench-rv32" / "firmware.elf"
 
     def step(num: int, name: str, fn) -> None:
@@ -255,7 +256,14 @@ def run_compare(args, out: Path, files: dict[str, bytes], ca: LocalCA, res: dict
     def row1():
         if not bench_qemu.exists():
             return [compare.Row("1 vs mbedTLS", "all", None, None, "", note=f"{bench_qemu} missing")]
-        r = compare.mbedtls_rows(compare.run_mbedtls_m3(bench_qemu, out, files, n, log), "M3")
+        m3 = compare.run_mbedtls_mps2(bench_qemu, out, files, n, log)
+        r = compare.mbedtls_rows(m3, "M3")
+        if bench_m4.exists():
+            m4 = compare.run_mbedtls_mps2(bench_m4, out, files, n, log, "mps2-an386", "M4")
+            r += compare.mbedtls_rows(m4, "M4") + compare.m4_rows(m4, m3)
+        else:
+            r.append(compare.Row("1 vs mbedTLS", "Cortex-M4", None, None, "",
+                                 note=f"{bench_m4} missing (make bench-qemu-m4)"))
         if rv32_elf.exists():
             rv, _ = compare.run_rv32(rv32_elf, out, files, n, None, log)
             r += compare.mbedtls_rows(rv, "RV32")

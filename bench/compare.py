@@ -223,18 +223,31 @@ def mbedtls_rows(res: dict[str, dict], cpu: str) -> list[Row]:
     return rows
 
 
-def run_mbedtls_m3(elf: Path, out: Path, files: dict[str, bytes], runs: int, log) -> dict:
+def run_mbedtls_mps2(elf: Path, out: Path, files: dict[str, bytes], runs: int, log,
+                     machine: str = "mps2-an385", cpu: str = "M3") -> dict:
     from p11lab.qemu import QemuBoard
 
-    board = QemuBoard(out / "bench-qemu-board", elf=elf, extra_args=ICOUNT_ARGS)
+    board = QemuBoard(out / f"bench-qemu-board-{cpu}", elf=elf, extra_args=ICOUNT_ARGS,
+                      machine=machine)
     board.start()
     try:
         t0 = time.monotonic()
         text = board.exec(device_code("mbedtls", "time_ns", runs, key_files(files)), timeout=600)
-        log(f"row 1: M3 p256-m/RSA vs mbedTLS: {time.monotonic() - t0:.0f} s")
+        log(f"row 1: {cpu} p256-m/RSA vs mbedTLS: {time.monotonic() - t0:.0f} s")
     finally:
         board.stop()
-    return _parse(text, "qemu M3 mbedtls")
+    return _parse(text, f"qemu {cpu} mbedtls")
+
+
+def m4_rows(m4: dict[str, dict], m3: dict[str, dict]) -> list[Row]:
+    """Our side of row 1 on the Cortex-M4 against the same code on the M3: what
+    p256-m's UMAAL path (Armv7E-M) saves."""
+    rows = []
+    for label, ours, _ in MBEDTLS_OPS:
+        a, b = _instr(m4[ours]["ns"]), _instr(m3[ours]["ns"])
+        rows.append(Row("1 vs mbedTLS", f"{label}: ours on M4 vs ours on M3", _med(a), _med(b),
+                        "instr", "the same code on the Cortex-M3", samples={"m4": a, "m3": b}))
+    return rows
 
 
 def run_rv32(elf: Path, out: Path, files: dict[str, bytes], runs: int, prims_code: str | None,

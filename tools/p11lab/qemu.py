@@ -62,8 +62,10 @@ class QemuBoard:
     """qemu + socat for one board folder. `start()` returns the pty path."""
 
     def __init__(self, work_dir: Path | str, *, elf: Path | str | None = None,
-                 flash: Path | str | None = None, extra_args: tuple[str, ...] = ()) -> None:
+                 flash: Path | str | None = None, extra_args: tuple[str, ...] = (),
+                 machine: str = "mps2-an385") -> None:
         self.work_dir = Path(work_dir).resolve()
+        self.machine = machine      # mps2-an386: the same board with a Cortex-M4 (the bench)
         self.elf = Path(elf) if elf is not None else paths.default_build() / "qemu" / "firmware.elf"
         self.extra_args = tuple(extra_args)
         self.work_dir.mkdir(parents=True, exist_ok=True)
@@ -93,7 +95,7 @@ class QemuBoard:
         self._sock_dir = tempfile.mkdtemp(prefix="qemu-")
         sock = Path(self._sock_dir) / "uart.sock"
         cmd = [
-            "qemu-system-arm", "-machine", "mps2-an385", "-nographic", "-monitor", "null",
+            "qemu-system-arm", "-machine", self.machine, "-nographic", "-monitor", "null",
             "-semihosting",
             "-chardev", f"socket,id=s0,path={sock},server=on,wait=off,"
                         f"logfile={self.log_path},logappend=on",
