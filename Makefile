@@ -253,15 +253,17 @@ bench_build = @echo "[build] $(1) -> $(BUILD)/$(1)"; \
 .PHONY: bench-builds bench-deps bench-qemu bench-qemu-m4 bench-qemu-bare bench-unix-bare bench-rv32
 bench-builds: bench-qemu bench-qemu-m4 bench-qemu-bare bench-unix-bare bench-rv32
 
+# the qemu board with our modules plus _bench_mbedtls
+BENCH_QEMU_TOKEN_ARGS = $(BENCH_QEMU_ARGS) USER_C_MODULES=$(CURDIR)/firmware/cmodule \
+	BENCH_MBEDTLS=1 FROZEN_MANIFEST=$(CURDIR)/boards/qemu/manifest.py
+
 bench-qemu: sources $(MPY_DIR)/mpy-cross/build/mpy-cross
-	$(call bench_build,bench-qemu,qemu,$(BENCH_QEMU_ARGS) USER_C_MODULES=$(CURDIR)/firmware/cmodule \
-		BENCH_MBEDTLS=1 FROZEN_MANIFEST=$(CURDIR)/boards/qemu/manifest.py)
+	$(call bench_build,bench-qemu,qemu,$(BENCH_QEMU_TOKEN_ARGS))
 
 # The same for a Cortex-M4 (QEMU's mps2-an386, the AN385's M4 twin: same memory map and
 # UART): p256-m takes its Armv7E-M (UMAAL) path there (row 1).
 bench-qemu-m4: sources $(MPY_DIR)/mpy-cross/build/mpy-cross
-	$(call bench_build,bench-qemu-m4,qemu,$(BENCH_QEMU_ARGS) USER_C_MODULES=$(CURDIR)/firmware/cmodule \
-		BENCH_MBEDTLS=1 FROZEN_MANIFEST=$(CURDIR)/boards/qemu/manifest.py \
+	$(call bench_build,bench-qemu-m4,qemu,$(BENCH_QEMU_TOKEN_ARGS) \
 		QEMU_MACHINE=mps2-an386 CFLAGS_EXTRA=-mcpu=cortex-m4)
 
 bench-qemu-bare: sources $(MPY_DIR)/mpy-cross/build/mpy-cross

@@ -108,10 +108,15 @@ def remote_address(module_file: Path) -> str:
     raise ValueError(f"{module_file} has no remote: line")
 
 
+def remote_value(command: list[str]) -> str:
+    """p11-kit's `|command` form: a module file's remote: value, or P11_KIT_SERVER_ADDRESS."""
+    return "|" + shlex.join(command)
+
+
 def module_text(command: list[str]) -> str:
     return ("# The MicroPython board's PKCS#11 token, through p11-kit's remoting\n"
             "# (written by p11bridge install-module).\n"
-            f"remote: |{shlex.join(command)}\n")
+            f"remote: {remote_value(command)}\n")
 
 
 def serve_command(device: str, call_timeout: float, wait: float) -> list[str]:
@@ -139,7 +144,8 @@ def cmd_install_module(args: argparse.Namespace) -> int:
         print(f"p11bridge: {path} exists (--force replaces it)", file=sys.stderr)
         return 1
     folder.mkdir(parents=True, exist_ok=True)
-    path.write_text(module_text(serve_command(device, args.call_timeout, args.wait)))
+    command = serve_command(device, args.call_timeout, args.wait)
+    path.write_text(module_text(command))
     print(f"wrote {path}")
     proxy = proxy_path()
     if proxy is None:
@@ -151,7 +157,7 @@ def cmd_install_module(args: argparse.Namespace) -> int:
         print("note: p11-kit reads no user module files in programs running as root. As root,\n"
               "copy the file to /etc/pkcs11/modules/ (every program on this machine then sees\n"
               "the board), or hand the bridge to one program through p11-kit's client module:\n"
-              f"  P11_KIT_SERVER_ADDRESS={shlex.quote(remote_address(path))} \\\n"
+              f"  P11_KIT_SERVER_ADDRESS={shlex.quote(remote_value(command))} \\\n"
               f"    pkcs11-tool --module {client} -L")
     return 0
 
