@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import subprocess
 
 import pytest
@@ -123,3 +125,57 @@ def test_installed_copy_drives_qemu_from_outside_the_repository(tmp_path):
     assert info["board"].startswith("qemu board") and info["platform"] == "qemu"
     r = run("-m", "p11board.cli", "--qemu", "info", build=False)
     assert r.returncode == 3 and "set BUILD" in r.stderr, r.stderr
+
+
+
+
+# The user's board: an application in main.py that never returns, and a boot.py
+# that takes a while (waiting for a network, say), with or without Ctrl-C.
+ENDLESS_APP = "import time\nn = 0\nwhile True:\n    n += 1\n    print('APP-BEAT', n)\n    time.sleep(0.2)\n"
+SLOW_BOOT = "import time\nprint('BOOT-START')\ntime.sleep(3)\nprint('BOOT-END')\n"
+BUSY_BOOT = ("import micropython, time\nmicropython.kbd_intr(-1)\nprint('BOOT-START')\n"
+             "time.sleep(2)\nprint('BOOT-END')\n")
+
+
+def _board_with_files(tmp_path, files: dict[str, str]):
+    """A flash image with a key and `files`, and a (stopped) QemuBoard on it."""
+    from harness.paths import QEMU_ELF
+    from harness.qemu import QemuBoard
+
+    flash = tmp_path / "qemu" / "flash.img"
+    P11Board(["--qemu", "--flash", str(flash), "--create"], tmp_path)("generate-key")
+    board = QemuBoard(tmp_path / "board", elf=QEMU_ELF, flash=flash)
+    with board:
+        for name, text in files.items():
+            board.exec("f = open(%r, 'w'); f.write(%r); f.close()" % (name, text))
+    return board
+
+
+def test_connects_to_a_board_whose_boot_swallows_the_first_interrupt(tmp_path):
+    """The tool starts the board and interrupts it at once, while it boots. Boot
+    code that must not be interrupted (the firmware's own _boot.py, which mounts
+    the token; here a boot.py that turns Ctrl-C off while it waits) takes that
+    Ctrl-C as plain input, and main.py then runs for ever. The tool must
+    interrupt again until the board answers, instead of failing with "no raw
+    REPL" (seen on a loaded machine with `p11board --qemu lock`)."""
+    board = _board_with_files(tmp_path, {"boot.py": BUSY_BOOT, "main.py": ENDLESS_APP})
+    r = P11Board(["--qemu", "--flash", str(tmp_path / "qemu" / "flash.img")], tmp_path)(
+        "list", "--json", timeout=120)
+    assert {(o["class"], o["label"]) for o in json.loads(r.stdout)["objects"]} == {
+        ("private-key", "Device Priv TLS Key"), ("public-key", "Device Pub TLS Key")}
+
+
+def test_interrupts_only_the_running_program_not_the_soft_resets_boot_py(tmp_path):
+    """Once the raw REPL answers, the tool soft-resets the board, which runs the
+    user's boot.py again (3 s here); the tool waits for it instead of
+    interrupting it."""
+    board = _board_with_files(tmp_path, {"boot.py": SLOW_BOOT, "main.py": ENDLESS_APP})
+    with board:
+        board.wait_for_log("APP-BEAT 1")
+        start = len(board.uart_log)
+        assert _objects(P11Board(["--device", str(board.pty)], tmp_path)) == {
+            ("private-key", "Device Priv TLS Key"), ("public-key", "Device Pub TLS Key")}
+        log = board.uart_log[start:]
+    assert "KeyboardInterrupt" in log                    # main.py was interrupted
+    after_reset = log[log.index("soft reboot"):]
+    assert "BOOT-START" in after_reset and "BOOT-END" in after_reset, after_reset

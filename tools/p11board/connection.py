@@ -9,6 +9,7 @@ import io
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -107,6 +108,44 @@ class Board:
 
 
 # -- connecting -----------------------------------------------------------------
+
+RAW_REPL_PROMPT = b"raw REPL; CTRL-B to exit\r\n>"
+
+
+def enter_raw_repl(transport: Any, timeout: float) -> None:
+    """mpremote's enter_raw_repl(soft_reset=True), but interrupting until the
+    board answers. mpremote sends one Ctrl-C; a board that is booting (just
+    started, or reset by opening its port) takes it as plain input while its
+    boot code runs with Ctrl-C off, and then runs main.py for ever. Once the
+    prompt is there, the soft reset runs the user's boot.py again: that is
+    waited for, not interrupted."""
+    from mpremote.transport import TransportError
+
+    deadline = time.monotonic() + timeout
+    wait = 1.0
+    while True:
+        transport.serial.write(b"\r\x03")
+        while transport.serial.inWaiting() > 0:
+            transport.serial.read(transport.serial.inWaiting())
+        transport.serial.write(b"\r\x01")
+        left = deadline - time.monotonic()
+        data = transport.read_until(1, RAW_REPL_PROMPT, timeout=None, timeout_overall=max(0.1, min(wait, left)))
+        if data.endswith(RAW_REPL_PROMPT):
+            break
+        if time.monotonic() >= deadline:
+            print(data)
+            raise TransportError("could not enter raw repl")
+        wait = min(wait * 2, 4.0)
+    transport.serial.write(b"\x04")
+    deadline = time.monotonic() + timeout
+    for ending in (b"soft reboot\r\n", RAW_REPL_PROMPT[:-1]):
+        data = transport.read_until(1, ending, timeout=None,
+                                    timeout_overall=max(0.1, deadline - time.monotonic()))
+        if not data.endswith(ending):
+            print(data)
+            raise TransportError("could not enter raw repl")
+    transport.in_raw_repl = True
+
 
 
 class Connection:
@@ -211,8 +250,7 @@ class Connection:
             # that off stdout (it may carry --json output).
             seen = io.StringIO()
             with contextlib.redirect_stdout(seen):
-                self.transport.enter_raw_repl(soft_reset=True,
-                                              timeout_overall=min(self.timeout, max(10.0, self.timeout / 3)))
+                enter_raw_repl(self.transport, min(self.timeout, max(10.0, self.timeout / 3)))
         except (TransportError, OSError) as e:
             got = seen.getvalue().strip()[-300:]
             raise ToolError(Exit.CONNECTION, f"{name}: no MicroPython raw REPL ({e}): is a "
