@@ -21,7 +21,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 MPY_LIB_STUB := $(BUILD)/mpylib
 COMMON_MAKE_ARGS := USER_C_MODULES=$(CURDIR)/firmware/cmodule MPY_LIB_DIR=$(MPY_LIB_STUB)
 
-.PHONY: all deps sources unix unix-tls13 qemu stock-unix esp32 flash test test-unix test-qemu demo demo-fleet bench check fuzz clean help
+.PHONY: all deps sources unix qemu stock-unix esp32 flash test test-unix test-qemu demo demo-fleet bench check fuzz clean help
 
 all: unix qemu
 
@@ -32,7 +32,6 @@ help:
 	@echo "make unix    build $(UNIX_BIN)"
 	@echo "make qemu    build $(QEMU_ELF)"
 	@echo "make stock-unix   build $(STOCK_UNIX_BIN) (stock MicroPython, no C module, nothing frozen)"
-	@echo "make unix-tls13   build $(BUILD)/unix-tls13/micropython (the unix firmware with TLS 1.3, for its tests)"
 	@echo "make bench   C module vs pure Python, and vs mbedTLS, RISC-V, openssl/SoftHSM2, key in RAM, serial bytes, scaling, size, boot (bench/README.md)"
 	@echo "make esp32 [BOARD=ESP32_C3_PKCS11]   build the ESP32 (or ESP32-C3) firmware (needs ESP-IDF v5.2-v5.4: . \$$IDF_PATH/export.sh)"
 	@echo "make flash PORT=/dev/ttyUSB0 [BOARD=...]   write the board's app partition (the token partition is kept)"
@@ -84,14 +83,6 @@ unix: sources $(MPY_DIR)/mpy-cross/build/mpy-cross
 		VARIANT_DIR=$(CURDIR)/boards/unix BUILD=$(BUILD)/unix \
 		> $(BUILD)/unix-build.log 2>&1 \
 		|| { tail -n 30 $(BUILD)/unix-build.log; echo "[build] unix firmware failed; full log: $(BUILD)/unix-build.log"; exit 1; }
-
-# boards/unix plus mbedTLS's TLS 1.3, for host_tests/tls/test_tls13.py only.
-unix-tls13: sources $(MPY_DIR)/mpy-cross/build/mpy-cross
-	@echo "[build] unix firmware with TLS 1.3 (tests only) -> $(BUILD)/unix-tls13/micropython (log: $(BUILD)/unix-tls13-build.log)"
-	@$(MAKE) -s -C $(MPY_DIR)/ports/unix -j$(JOBS) $(COMMON_MAKE_ARGS) \
-		VARIANT_DIR=$(CURDIR)/boards/unix_tls13 BUILD=$(BUILD)/unix-tls13 \
-		> $(BUILD)/unix-tls13-build.log 2>&1 \
-		|| { tail -n 30 $(BUILD)/unix-tls13-build.log; echo "[build] unix TLS 1.3 firmware failed; full log: $(BUILD)/unix-tls13-build.log"; exit 1; }
 
 qemu: sources $(MPY_DIR)/mpy-cross/build/mpy-cross
 	@echo "[build] qemu MPS2-AN385 firmware -> $(QEMU_ELF) (about a minute the first time; log: $(BUILD)/qemu-build.log)"
@@ -198,10 +189,10 @@ flash: $(VENV)/.installed
 		$(call esp32_part,factory,4) $(ESP32_BUILD)/micropython.bin
 	$(if $(ERASE_TOKEN),@$(ESPTOOL) --chip $(ESP32_CHIP) --port $(PORT) --baud $(BAUD) erase-region $(call esp32_part,token,4) $(call esp32_part,token,5))
 
-test: deps unix qemu unix-tls13
+test: deps unix qemu
 	@BUILD=$(BUILD) $(PY) -m pytest -q host_tests $(PYTEST_ARGS)
 
-test-unix: deps unix unix-tls13
+test-unix: deps unix
 	@BUILD=$(BUILD) $(PY) -m pytest -q host_tests -m "not qemu" $(PYTEST_ARGS)
 
 test-qemu: deps qemu

@@ -2,12 +2,10 @@
 # Builds the qemu MPS2-AN385 firmware with mbedTLS's TLS 1.3 (client and, as
 # MicroPython's config has MBEDTLS_SSL_SRV_C, server) into $BUILD/qemu-tls13 and
 # prints its sizes next to $BUILD/qemu/firmware.elf's: the flash cost of TLS 1.3
-# (issue 11 item 9). The unix counterpart is a variant in the tree,
-# boards/unix_tls13 (`make unix-tls13`, built by `make test` for
-# host_tests/tls/test_tls13.py); both take the options and sources from
-# firmware/tls13.mk.
+# (issue 11 item 9). The qemu board stays at TLS 1.2; boards/unix has TLS 1.3
+# on; both take the options and sources from firmware/tls13.mk.
 #   BUILD=build sh firmware/measure-tls13.sh      (after make unix qemu)
-# Then: BUILD=<dir with qemu -> qemu-tls13> pytest host_tests/test_tls_qemu.py -s
+# Then: BUILD=<dir with qemu -> qemu-tls13> pytest host_tests/tls/test_tls_qemu.py -s
 # runs the board's loopback TLS test (it negotiates TLS 1.3) and prints the heap.
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)

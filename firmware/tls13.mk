@@ -1,6 +1,6 @@
 # mbedTLS's TLS 1.3 (client, and server too: MicroPython's mbedTLS config has
 # MBEDTLS_SSL_SRV_C): the options and the library sources a build adds on top of the
-# port's TLS 1.2. Used by boards/unix_tls13 and firmware/measure-tls13.sh (qemu).
+# port's TLS 1.2. Used by boards/unix and firmware/measure-tls13.sh (qemu, measured only).
 TLS13_DEFINES = MBEDTLS_PSA_CRYPTO_C MBEDTLS_SSL_PROTO_TLS1_3 MBEDTLS_SSL_KEEP_PEER_CERTIFICATE \
 	MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_EPHEMERAL_ENABLED MBEDTLS_PKCS1_V21 \
 	MBEDTLS_HKDF_C MBEDTLS_X509_RSASSA_PSS_SUPPORT

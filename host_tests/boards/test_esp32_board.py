@@ -134,8 +134,11 @@ def test_sdkconfig_defaults_are_the_generic_boards_plus_ours(tmp_path):
     for key in ("ECP_C", "ECDH_C", "ECDSA_C", "ECP_DP_SECP256R1_ENABLED", "PEM_PARSE_C", "SHA512_C",
                 "KEY_EXCHANGE_ECDHE_ECDSA", "KEY_EXCHANGE_ECDHE_RSA", "SSL_PROTO_TLS1_2", "SSL_ALPN"):
         assert cfg[f"CONFIG_MBEDTLS_{key}"] == "y", key
-    # TLS 1.3 signs CertificateVerify elsewhere than the hooked function
-    assert cfg["CONFIG_MBEDTLS_SSL_PROTO_TLS1_3"] == "n"
+    # TLS 1.3 as on unix (its CertificateVerify goes through the wrapped
+    # mbedtls_pk_sign_ext), with what ESP-IDF's Kconfig makes it depend on
+    assert cfg["CONFIG_MBEDTLS_SSL_PROTO_TLS1_3"] == "y"
+    assert cfg["CONFIG_MBEDTLS_SSL_KEEP_PEER_CERTIFICATE"] == "y"
+    assert cfg["CONFIG_MBEDTLS_DYNAMIC_BUFFER"] == "n"
     # our fragment wins over the port's where they differ (ALPN is off in the base)
     assert _sdkconfig([PORT / "boards" / "sdkconfig.base"])["CONFIG_MBEDTLS_SSL_ALPN"] == "n"
 
@@ -146,6 +149,7 @@ def test_c_module_cmake_has_the_tls_hook_link_options():
     mod = (ROOT / "firmware" / "cmodule" / "p11tls" / "micropython.cmake").read_text()
     assert "tls_sign_hook.c" in mod
     assert "-Wl,--wrap=mbedtls_pk_sign_restartable" in mod
+    assert "-Wl,--wrap=mbedtls_pk_sign_ext" in mod
     assert "-Wl,--undefined=__wrap_mbedtls_pk_sign_restartable" in mod
 
 

@@ -82,8 +82,16 @@ def setup_files(fw: UnixFirmware, ca: LocalCA, key_type: str = "ec") -> None:
 
 @pytest.fixture
 def server(openssl_server, local_ca: LocalCA):
+    # TLS 1.2: the hook's own error codes reach the caller there; TLS 1.3 reports
+    # any signing failure as its handshake failure (see test_..._under_tls13 below).
     cert = local_ca.issue_server()
-    return openssl_server(cert.cert_path, cert.key_path, local_ca.root_path)
+    return openssl_server(cert.cert_path, cert.key_path, local_ca.root_path, extra=("-tls1_2",))
+
+
+@pytest.fixture
+def server13(openssl_server, local_ca: LocalCA):
+    cert = local_ca.issue_server()
+    return openssl_server(cert.cert_path, cert.key_path, local_ca.root_path, extra=("-tls1_3",))
 
 
 @pytest.mark.parametrize("key_type", ["ec", "rsa"])
@@ -251,3 +259,39 @@ print("after", "_p11tls_signers" in sys.modules)
     assert "b'nekot olleh\\n'" in out
     assert "one left True" in out
     assert "after False" in out
+
+
+@pytest.mark.parametrize("key_type", ["ec", "rsa"])
+def test_unknown_ticket_and_signer_failure_under_tls13(unix_fw, local_ca, server13, key_type):
+    """The TLS 1.3 CertificateVerify (mbedtls_pk_sign_ext, RSA-PSS for RSA keys) goes
+    through the same hook: a reference key whose signer is gone fails the handshake
+    without signing with the dummy, and a signer's exception is kept for its ticket."""
+    setup_files(unix_fw, local_ca, key_type)
+    out = unix_fw.run(PRELUDE + f"""
+class TokenSaysNo(Exception):
+    pass
+def refuse(*data):   # RSA-PSS signers also get the salt length
+    raise TokenSaysNo("CKR_KEY_FUNCTION_NOT_PERMITTED (0x68)")
+record = []
+sign, k = real_signer({key_type!r}, record)
+gone = _p11tls.register(refuse)
+ctx = context(reference({key_type!r}, gone, k))
+_p11tls.unregister(gone)
+try:
+    talk(ctx, {server13.port})
+    print("connected?!")
+except OSError as e:
+    print("gone fails", type(e).__name__)
+bad = _p11tls.register(refuse)
+try:
+    talk(context(reference({key_type!r}, bad, k)), {server13.port})
+    print("connected?!")
+except OSError as e:
+    print("refused fails", type(e).__name__)
+err = _p11tls.last_error(bad)
+print("kept", type(err).__name__, err)
+""")
+    assert "connected?!" not in out
+    assert "gone fails OSError" in out and "refused fails OSError" in out
+    assert "kept TokenSaysNo CKR_KEY_FUNCTION_NOT_PERMITTED (0x68)" in out
+    assert "Verification: OK" not in server13.output

@@ -118,3 +118,41 @@ c.disconnect()
     assert "first" in out and "lost" in out and "got b'after restart'" in out, out
     # Both connections (before and after the restart) authenticated by the token's key.
     mosq.wait_for_log(r"New client connected from .* as again .*u'thing-again'", count=2)
+
+
+@pytest.fixture
+def broker13(mosquitto_factory, local_ca):
+    server = local_ca.issue_server()
+    return mosquitto_factory(plain=False, allow_anonymous=False, tls=TLSListener(
+        cafile=local_ca.root_path, certfile=server.cert_path, keyfile=server.key_path,
+        extra=["tls_version tlsv1.3"]))
+
+
+ROUND_TRIP_13 = ROUND_TRIP.replace(",\n                                      ciphers=[{suite!r}]", "")
+
+
+@pytest.mark.parametrize("key_type", ["ec", "rsa"])
+def test_mqtt_through_the_token_over_tls13(token_pki, broker13, key_type):
+    cn = f"thing13-{key_type}"
+    token_pki.add_identity(cn, key_type)
+    token_pki.add_root()
+    cid = f"client13-{key_type}"
+    out = token_pki.fw.run(ROUND_TRIP_13.format(cid=cid, port=broker13.tls_port))
+    assert f"got (b'tls/{cid}/echo', b'signed in the token')" in out, out
+    broker13.wait_for_log(rf"New client connected from 127\.0\.0\.1:\d+ as {cid} .*u'{cn}'")
+    token_pki.assert_no_secrets(out, broker13.log_text())
+
+
+def test_broker_refusing_the_key_over_tls13_names_its_alert(token_pki, broker13):
+    """TLS 1.3: the broker checks the CertificateVerify after the client's handshake is
+    done, so its alert arrives while the client waits for CONNACK. The error must name
+    it, not read as a bare mbedTLS code."""
+    spare = token_pki.add_identity("spare", "ec", key_label="Spare Key", cert_label="Spare Cert")
+    token_pki.add_identity("thing13-mismatch", "ec", cert_key=spare.key)
+    token_pki.add_root()
+    out = token_pki.fw.run(ROUND_TRIP_13.format(cid="mismatch13", port=broker13.tls_port).replace(
+        "c.connect()", "try:\n    c.connect()\nexcept Exception as e:\n    print('refused', type(e).__name__, e)\n"
+                       "    raise SystemExit"))
+    assert "refused MQTTConnectionError" in out, out
+    assert "the server sent alert decrypt_error (51)" in out and "does the token key match" in out, out
+    assert "New client connected" not in broker13.log_text()

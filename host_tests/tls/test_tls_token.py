@@ -273,10 +273,12 @@ def test_connect_makes_the_seeds_calls_in_the_seeds_order(token_pki, openssl_ser
     read it, sign, close. Two differences, both expected: no C_GenerateRandom (the seed
     feeds its TLS stack's RNG from the token, this firmware's TLS has its own RNG), and
     "Root Cert" is found and read after the certificate when the caller gives no CA; an
-    RSA key's modulus and exponent are read before the signature."""
+    RSA key's modulus and exponent are read before the signature. Over TLS 1.2, the
+    seed's protocol (over TLS 1.3 an RSA key signs with CKM_RSA_PKCS_PSS: test_tls13.py)."""
     token_pki.add_identity(f"device-{key_type}", key_type)
     token_pki.add_root()
-    server = openssl_server(server_cert.cert_path, server_cert.key_path, local_ca.root_path)
+    server = openssl_server(server_cert.cert_path, server_cert.key_path, local_ca.root_path,
+                            extra=("-tls1_2",))
     (token_pki.fw.work_dir / "root.pem").write_bytes(local_ca.root_pem)
 
     calls = _recorded_connect(token_pki, server.port, ', ca=open("root.pem").read()')

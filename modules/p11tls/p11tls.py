@@ -105,8 +105,9 @@ _ALERTS = (
     (50, "decode_error", "the server could not decode a handshake message"),
     (51, "decrypt_error", "the handshake signature did not verify: does the token key match "
                           "the device certificate?"),
-    (70, "protocol_version", "the server requires TLS 1.3 (or another version): this firmware "
-                             "speaks TLS 1.2"),
+    (70, "protocol_version", "the server requires TLS 1.3 (or another version) and the client "
+                             "offered TLS 1.2 only (ciphers= lists TLS 1.2 suites only, or the "
+                             "firmware has no TLS 1.3)"),
     (71, "insufficient_security", "the server wants stronger cipher suites"),
     (80, "internal_error", "the server failed (see its log)"),
     (112, "unrecognized_name", "the server does not serve this host name (SNI)"),
@@ -252,19 +253,23 @@ def _handshake(ctx, sock, server_hostname, deadline):
     return ss
 
 
-def _raise_tls(exc, alpn):
-    # An OSError from the handshake as a TLSError: an mbedTLS code (with the
-    # alert the server sent, if any) or an errno.
+def tls_error(exc, alpn=None):
+    """The TLSError for an OSError from the firmware's tls module (an mbedTLS
+    code, with the alert the server sent if any, or an errno), else None. The
+    handshake raises it; use it for errors from reads and writes after the
+    handshake too (in TLS 1.3 a server refuses a client certificate there)."""
     a = exc.args
-    if not (a and isinstance(a[0], int)):
-        return
+    if isinstance(exc, TLSError) or not (a and isinstance(a[0], int)):
+        return None
     code = a[0]
+    if -256 < code < 0:
+        code = -code        # the socket's errno, passed on through mbedTLS
     if code > 0:
         hint = "the connection failed during the handshake"
         for c, hi in _ERRNO_HINTS:
             if c == code:
                 hint = hi
-        raise TLSError(code, errno_name(code), hint)
+        return TLSError(code, errno_name(code), hint)
     if code < -255:
         name = a[1] if len(a) > 1 and str(a[1]).startswith("MBEDTLS_ERR_") else None
         hint = None
@@ -282,7 +287,8 @@ def _raise_tls(exc, alpn):
         e = TLSError(code, name or "MBEDTLS_ERR -0x%04X" % -code, hint,
                      None if name else (a[1] if len(a) > 1 else None))
         e.alert = alert
-        raise e
+        return e
+    return None
 
 
 def wrap_socket(sock, server_hostname, session=None, key_label=KEY_LABEL,
@@ -389,7 +395,9 @@ def wrap_socket(sock, server_hostname, session=None, key_label=KEY_LABEL,
                 raise TLSError(_X509_VERIFY, "MBEDTLS_ERR_X509_CERT_VERIFY_FAILED",
                                _verify_hint(detail, server_hostname, ca_from), detail)
             if isinstance(exc, OSError):
-                _raise_tls(exc, alpn)
+                e = tls_error(exc, alpn)
+                if e is not None:
+                    raise e
             raise
     except BaseException:
         try:

@@ -158,13 +158,19 @@ def _utf8(s, what):
 
 
 def _why(e):
-    # An OSError as text: errno values by name ("ECONNREFUSED"), others as
-    # their message (p11tls.TLSError names the alert or the mbedTLS error).
+    # An OSError as text: errno values by name ("ECONNREFUSED"), mbedTLS codes
+    # as p11tls names them (with the server's alert: in TLS 1.3 a refused
+    # client certificate shows on the first read), others as their message.
     a = e.args
-    if len(a) == 1 and isinstance(a[0], int) and a[0] > 0:
+    if a and isinstance(a[0], int):
+        n = a[0]
         try:
-            from errno import errorcode
-            return "%s (%s)" % (errorcode[a[0]], type(e).__name__)
+            if n > -256:
+                # (the tls module passes the socket's errno on as -errno)
+                from errno import errorcode
+                return "%s (%s)" % (errorcode[abs(n)], type(e).__name__)
+            from p11tls import tls_error
+            return str(tls_error(e) or e)
         except (ImportError, KeyError):
             pass
     return str(e) or repr(e)

@@ -1,2 +1,0 @@
-# The same frozen modules as boards/unix.
-include("../unix/manifest.py")
