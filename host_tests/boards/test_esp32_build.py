@@ -306,3 +306,31 @@ def test_make_flash_names_the_board_whose_build_is_missing(tmp_path):
     assert f"{b}/esp32c3/micropython.bin is missing" in proc.stdout
     assert "make esp32 BOARD=ESP32_C3_PKCS11" in proc.stdout
     assert not record.exists()
+
+
+# -- a changed board fragment reaches an existing build -----------------------------------
+
+def test_a_changed_sdkconfig_fragment_reaches_an_existing_build(tmp_path):
+    """ESP-IDF makes sdkconfig from the fragments once and keeps it afterwards: turning
+    TLS 1.3 on in sdkconfig.board left an existing ESP32-C3 build at TLS 1.2 (seen with
+    build.sh). `make esp32` removes an sdkconfig older than any fragment (ESP-IDF then
+    makes it again) and keeps one that is newer."""
+    _need_port()
+    seen = tmp_path / "sdkconfig-seen.txt"
+    out = tmp_path / "esp32c3"
+    out.mkdir()
+    sdkconfig = out / "sdkconfig"
+    env = _fake_idf(tmp_path, f'if [ -f {sdkconfig} ]; then echo kept > {seen}; else echo made > {seen}; fi\n'
+                              'exit 1\n')
+
+    def build() -> str:
+        _make("esp32", f"BUILD={BUILD}", "BOARD=ESP32_C3_PKCS11", f"ESP32_BUILD={out}", env=env)
+        return seen.read_text().strip()
+
+    fragment = ESP32 / "sdkconfig.board"
+    sdkconfig.write_text("# CONFIG_MBEDTLS_SSL_PROTO_TLS1_3 is not set\n")
+    old = fragment.stat().st_mtime - 3600
+    os.utime(sdkconfig, (old, old))
+    assert build() == "made"
+    sdkconfig.write_text("CONFIG_MBEDTLS_SSL_PROTO_TLS1_3=y\n")    # newer than every fragment
+    assert build() == "kept"
