@@ -44,6 +44,7 @@ MBEDTLS_35_CALLS = frozenset("""
     mbedtls_ctr_drbg_seed
     mbedtls_ecp_point_write_binary mbedtls_ecp_write_key
     mbedtls_entropy_free mbedtls_entropy_func mbedtls_entropy_init
+    mbedtls_gcm_auth_decrypt mbedtls_gcm_crypt_and_tag mbedtls_gcm_free mbedtls_gcm_init mbedtls_gcm_setkey
     mbedtls_md_get_size mbedtls_md_info_from_type
     mbedtls_mpi_free mbedtls_mpi_init mbedtls_mpi_size mbedtls_mpi_write_binary
     mbedtls_pk_ec mbedtls_pk_free mbedtls_pk_get_bitlen mbedtls_pk_get_type mbedtls_pk_init

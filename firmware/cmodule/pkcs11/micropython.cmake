@@ -11,6 +11,7 @@ target_sources(usermod_pkcs11 INTERFACE
     ${CMAKE_CURRENT_LIST_DIR}/rsa.c
     ${CMAKE_CURRENT_LIST_DIR}/pss.c
     ${CMAKE_CURRENT_LIST_DIR}/hash.c
+    ${CMAKE_CURRENT_LIST_DIR}/aead.c
     ${CMAKE_CURRENT_LIST_DIR}/pem.c
     ${CMAKE_CURRENT_LIST_DIR}/parse.c
     ${CMAKE_CURRENT_LIST_DIR}/fsmode.c

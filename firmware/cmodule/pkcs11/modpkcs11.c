@@ -32,6 +32,9 @@ static const mp_rom_map_elem_t pkcs11_module_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_rsa_sign_pss), MP_ROM_PTR(&pkcs11_rsa_sign_pss_obj) },
     { MP_ROM_QSTR(MP_QSTR_rsa_verify_pkcs1), MP_ROM_PTR(&pkcs11_rsa_verify_pkcs1_obj) },
     { MP_ROM_QSTR(MP_QSTR_rsa_verify_pss), MP_ROM_PTR(&pkcs11_rsa_verify_pss_obj) },
+    // aead.c
+    { MP_ROM_QSTR(MP_QSTR_aead_seal), MP_ROM_PTR(&pkcs11_aead_seal_obj) },
+    { MP_ROM_QSTR(MP_QSTR_aead_open), MP_ROM_PTR(&pkcs11_aead_open_obj) },
     // hash.c
     { MP_ROM_QSTR(MP_QSTR_hash_new), MP_ROM_PTR(&pkcs11_hash_new_obj) },
     // parse.c

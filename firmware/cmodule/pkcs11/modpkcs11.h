@@ -9,6 +9,7 @@
 //   rsa.c        rsa_* functions (PKCS#1 v1.5 and PSS) on top of mbedTLS rsa.c
 //   pss.c        EMSA-PSS padding (RFC 8017 9.1) for rsa.c
 //   hash.c       hash_new and its object type (SHA-1/256/384/512)
+//   aead.c       aead_seal/aead_open: AES-256-GCM for the store's sealed values
 //   pem.c        PEM armour: find a labelled block and decode its base64
 //   parse.c      parse_private_key, parse_public_key, parse_certificate
 //
@@ -71,6 +72,8 @@ extern const mp_obj_type_t pkcs11_hash_type;
 
 // Python functions, registered in modpkcs11.c.
 MP_DECLARE_CONST_FUN_OBJ_1(pkcs11_random_bytes_obj);
+MP_DECLARE_CONST_FUN_OBJ_VAR_BETWEEN(pkcs11_aead_seal_obj);
+MP_DECLARE_CONST_FUN_OBJ_VAR_BETWEEN(pkcs11_aead_open_obj);
 MP_DECLARE_CONST_FUN_OBJ_0(pkcs11_ec_generate_obj);
 MP_DECLARE_CONST_FUN_OBJ_1(pkcs11_ec_public_obj);
 MP_DECLARE_CONST_FUN_OBJ_VAR_BETWEEN(pkcs11_ec_sign_obj);

@@ -91,6 +91,16 @@ def __getattr__(attr):
     raise AttributeError(attr)
 
 
+def aead():
+    """(aead_seal, aead_open) for AES-256-GCM from the C module whenever the
+    firmware has it (whatever use() chose: records must stay readable), else
+    None: the pure backend has no AES (the store then seals with its SHA-256
+    keystream)."""
+    c = _c_module()
+    s = getattr(c, "aead_seal", None) if c is not None else None
+    return (s, c.aead_open) if s is not None else None
+
+
 # Helpers built on the contract ------------------------------------------------
 
 def _hash_new():

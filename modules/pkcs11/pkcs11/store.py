@@ -11,14 +11,20 @@ File layout (all integers big-endian):
     10     2    number of attributes n
     12     ...  n times: type u32, tag u8 (0 False, 1 True, 2 int u64, 3 bytes,
                 4 sealed bytes), length u16, value
-A sealed value (private key material, see objects.secret_types) is a 16-byte
-random nonce followed by the value XORed with a keystream: block i is
-SHA-256(enc_key || nonce || i as u32), enc_key derived from the device key.
-Tag 5 (a CKA_PRIVATE object's secret values once a user PIN is set): a 4-byte
-id of the user key, then a sealed value as tag 4 under a key derived from the
-device encryption key AND the user key (random, kept in the token record only
-wrapped under PIN-derived keys, see token.py): without the PIN the value cannot
-be decrypted even with the device key.
+A sealed value (private key material, see objects.secret_types) is, with the
+C module (tag 6), AES-256-GCM under enc_key (derived from the device key): a
+12-byte random nonce, the ciphertext, the 16-byte tag; the additional data is
+the record kind, the handle and the attribute type, so a sealed value cannot be
+moved to another object or attribute.  Without the C module (the pure backend
+has no AES; tag 4) it is a 16-byte random nonce followed by the value XORed with
+a keystream: block i is SHA-256(enc_key || nonce || i as u32).  Records of
+either tag are read; writes use tag 6 where AES-GCM is available, so a record
+sealed the older way is re-sealed when it is next written.
+Tags 7 and 5 (a CKA_PRIVATE object's secret values once a user PIN is set): a
+4-byte id of the user key, then a sealed value as tag 6 or 4 under a key derived
+from the device encryption key AND the user key (random, kept in the token
+record only wrapped under PIN-derived keys, see token.py): without the PIN the
+value cannot be decrypted even with the device key.
 The record's MAC covers the ciphertext (encrypt-then-MAC).  A flash dump
 without the device key shows neither the value nor anything derived from it.
     end-32 32   HMAC-SHA256 of everything before it under the device key
@@ -122,20 +128,41 @@ def _keystream_xor(enc_key, nonce, buf):
         blk += 1
 
 
-def seal(enc_key, value):
+def seal(enc_key, value, aad=None):
+    """(tag, sealed bytes): AES-256-GCM (tag 6) when the C module has it and
+    `aad` binds the value to its place, else the SHA-256 keystream (tag 4)."""
     from . import crypto
+    gcm = crypto.aead() if aad is not None else None
+    if gcm is not None:
+        nonce = crypto.random_bytes(12)
+        return 6, nonce + gcm[0](enc_key, nonce, aad, value)
     nonce = crypto.random_bytes(16)
     out = bytearray(16 + len(value))
     out[:16] = nonce
     out[16:] = value
     _keystream_xor(enc_key, nonce, memoryview(out)[16:])
-    return out
+    return 4, out
 
 
-def unseal(enc_key, sealed):
+def unseal(enc_key, sealed, aad=None):
+    """The value of a sealed attribute: tag 6 when aad is given, else tag 4."""
+    if aad is not None:
+        from . import crypto
+        gcm = crypto.aead()
+        if gcm is None:
+            raise CorruptRecord("sealed with AES-GCM, which this firmware lacks "
+                                "(it needs the _pkcs11 C module)")
+        try:
+            return gcm[1](enc_key, bytes(sealed[:12]), aad, sealed[12:])
+        except ValueError:
+            raise CorruptRecord("a sealed value does not verify")
     out = bytearray(sealed[16:])
     _keystream_xor(enc_key, bytes(sealed[:16]), out)
     return bytes(out)
+
+
+def _aad(kind, handle, t):
+    return kind + handle.to_bytes(4, "big") + t.to_bytes(4, "big")
 
 
 def encode(kind, handle, attrs, key, secret=(), enc_key=None, ukid=None):
@@ -158,11 +185,10 @@ def encode(kind, handle, attrs, key, secret=(), enc_key=None, ukid=None):
         else:
             tag = 3
             if t in secret:
-                v = seal(enc_key, v)
-                tag = 4
+                tag, v = seal(enc_key, v, _aad(kind, handle, t))
                 if ukid is not None:
                     v = ukid + v
-                    tag = 5
+                    tag += 1
             if len(v) > 0xFFFF:
                 raise ValueError("attribute value too long")
             out.append(tag)
@@ -212,15 +238,15 @@ def decode(data, kind, handle, key, enc_key=None, user=None):
             v = int.from_bytes(mv[i:i + ln], "big")
         elif tag == 3:
             v = bytes(mv[i:i + ln])
-        elif tag == 4 and ln >= 16:
-            v = unseal(enc_key, mv[i:i + ln])
-        elif tag == 5 and ln >= 20:
+        elif (tag == 4 and ln >= 16) or (tag == 6 and ln >= 28):
+            v = unseal(enc_key, mv[i:i + ln], _aad(kind, h, t) if tag == 6 else None)
+        elif (tag == 5 and ln >= 20) or (tag == 7 and ln >= 32):
             if user is None:
                 v = LOCKED
             elif user[0] != data[i:i + 4]:
                 raise CorruptRecord("sealed under another user key")
             else:
-                v = unseal(user[1], mv[i + 4:i + ln])
+                v = unseal(user[1], mv[i + 4:i + ln], _aad(kind, h, t) if tag == 7 else None)
         else:
             raise CorruptRecord("unknown attribute tag")
         attrs[t] = v
