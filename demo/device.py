@@ -57,10 +57,18 @@ def mqtt_demo(host, port, thing, server_name=None):
     import p11tls
     from mqtt import MQTTClient
 
-    client = MQTTClient(thing, p11tls.opener(host, port, server_hostname=server_name),
-                        keepalive=60)
+    opener = p11tls.opener(host, port, server_hostname=server_name)
+    links = []
+
+    def open_link():
+        links.append(opener())
+        return links[-1]
+
+    client = MQTTClient(thing, open_link, keepalive=60)
     client.connect()
-    say("TLS 1.2 handshake signed in the token; MQTT CONNECT accepted by %s:%d" % (host, port))
+    suite, version = links[-1].cipher()
+    say("%s handshake (%s) signed in the token; MQTT CONNECT accepted by %s:%d"
+        % (version, suite, host, port))
     topic = "demo/%s/echo" % thing
     client.subscribe(topic, qos=1)
     say("subscribed to %s" % topic)

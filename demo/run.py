@@ -74,11 +74,10 @@ class Device:
 
 
 def broker(workdir: Path, ca: Path, cert: Path, key: Path) -> Mosquitto:
-    """Debian's mosquitto on 127.0.0.1: TLS 1.2 only, client certificate required and
-    used as the identity (as AWS IoT Core does)."""
+    """Debian's mosquitto on 127.0.0.1: TLS 1.2 and 1.3, client certificate required
+    and used as the identity (as AWS IoT Core does)."""
     return Mosquitto(workdir, plain=False, allow_anonymous=False,
-                     tls=TLSListener(cafile=ca, certfile=cert, keyfile=key,
-                                     extra=["tls_version tlsv1.2"]))
+                     tls=TLSListener(cafile=ca, certfile=cert, keyfile=key))
 
 
 def local_demo(firmware: Path, workdir: Path, thing: str) -> None:

@@ -26,6 +26,8 @@ def test_demo_runs_the_main_job(tmp_path):
     assert "key pair generated inside the token (C_GenerateKeyPair)" in out
     assert "built and signed by the token (C_Sign)" in out
     assert "received on demo/demo-thing/echo: b'hello from the token of demo-thing'" in out
+    # a broker that offers TLS 1.2 and 1.3, as AWS IoT Core does: the device takes 1.3
+    assert "TLSv1.3 handshake (TLS1-3-" in out and "signed in the token" in out
     assert "client 'demo-thing' authenticated as 'demo-thing'" in out
     # The broker was stopped by its PID.
     pid = int(re.search(r"pid (\d+), port", out).group(1))  # type: ignore[union-attr]
