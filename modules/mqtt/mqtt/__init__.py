@@ -205,7 +205,6 @@ class _Inflight:
     # of the caller's payload (don't mutate it until acknowledged). cap is
     # the number of sends allowed while a blocking publish() waits on the
     # slot; 0 means "retransmit until PUBACK".
-    __slots__ = ("pid", "topic", "msg", "retain", "sent", "resends", "cap")
 
     def __init__(self):
         self.pid = 0  # 0: free
@@ -836,10 +835,7 @@ class MQTTClient:
     def subscribe(self, topic, qos=0):
         # topic: one filter, or a list of (filter, qos) sent in one SUBSCRIBE.
         one = isinstance(topic, (str, bytes, bytearray))
-        items = [(topic, qos)] if one else topic
-        m = self._lim.get("topics_per_subscribe")
-        if not items or (m and len(items) > m):
-            raise MQTTLimitError("%d topics in one SUBSCRIBE; allowed 1..%d" % (len(items), m or 65535))
+        items = self._count([(topic, qos)] if one else topic, "SUBSCRIBE")
         enc = []
         for t in items:
             t, q = (t, qos) if isinstance(t, (str, bytes, bytearray)) else t
@@ -856,10 +852,7 @@ class MQTTClient:
         return codes[0] if one else list(codes)
 
     def unsubscribe(self, topic):
-        items = [topic] if isinstance(topic, (str, bytes, bytearray)) else topic
-        m = self._lim.get("topics_per_subscribe")
-        if not items or (m and len(items) > m):
-            raise MQTTLimitError("%d topics in one UNSUBSCRIBE; allowed 1..%d" % (len(items), m or 65535))
+        items = self._count([topic] if isinstance(topic, (str, bytes, bytearray)) else topic, "UNSUBSCRIBE")
         enc = [self._topic(t, True) for t in items]
         if self._sock is None:
             raise MQTTConnectionError("not connected")
@@ -873,6 +866,12 @@ class MQTTClient:
         self._unsubscribed(enc)
         if not self._await(pid):
             raise MQTTTimeoutError("no UNSUBACK within %d ms" % self._tmo)
+
+    def _count(self, items, what):
+        m = self._lim.get("topics_per_subscribe")
+        if not items or (m and len(items) > m):
+            raise MQTTLimitError("%d topics in one %s; allowed 1..%d" % (len(items), what, m or 65535))
+        return items
 
     def _subscribed(self, items, codes):
         # items: [(filter bytes, qos)]; codes: the SUBACK's. mqtt.robust keeps
