@@ -35,7 +35,19 @@ plain SHA-256, which anyone could recompute) are refused.
 
 Rollback: every write of the token record raises its generation and then the
 device's counter (devkey); a token record older than the counter, or a missing
-token record once the counter has started, raises CorruptRecord.
+token record once the counter has started, raises CorruptRecord.  Objects are
+covered through the token record: it holds a directory (attribute _DIR: handle
+and epoch, u32 each, of every object), and an object record carries its epoch
+(attribute _EPOCH: the generation of the token record written right after it).
+Writing an object writes its record, then the token record with the new
+directory; destroying one removes its record, then writes the directory.  So
+an object record older than its directory entry (a replayed older version), or
+one the directory does not know (a destroyed object put back), is damaged.  A
+cut between the two writes leaves the object one generation ahead (taken, and
+the directory written again) or an entry without a file (dropped).  Both
+attributes are the store's: load() and load_meta() never return them.  A token
+record without a directory (written before it existed) gets one at its next
+write.
 
 Files in the root: "<handle as 8 hex digits>.obj" and "token.rec".  Writes are
 atomic replaces: the record goes to "<name>.tmp", is flushed (fsync on the unix
@@ -56,6 +68,8 @@ _VERSION = 2
 _HDR = 12
 _SUM = 32
 META = "token.rec"
+_EPOCH = 0xFFFFFFFE     # object records: the token generation they belong to
+_DIR = 0xFFFFFFFD       # token record: handle -> epoch of every object
 
 fault = None
 
@@ -278,6 +292,20 @@ def _is_dir(path):
         return False
 
 
+def _dir_encode(d):
+    out = bytearray()
+    for h in sorted(d):
+        out += h.to_bytes(4, "big")
+        out += d[h].to_bytes(4, "big")
+    return bytes(out)
+
+
+def _dir_decode(b):
+    if len(b) % 8:
+        raise CorruptRecord("bad object directory")
+    return {_u32(b, i): _u32(b, i + 4) for i in range(0, len(b), 8)}
+
+
 class Store:
     """The records of one token under `root` (a directory on any mounted VFS)."""
 
@@ -292,6 +320,9 @@ class Store:
         self.key = key
         self.generation = 0
         self._user = None       # (id, key) of the unlocked user key
+        self._meta = None       # the token record's attributes as last read or written
+        self._dir = None        # handle -> epoch; None: no directory yet (older token)
+        self._ahead = False     # an object was taken one generation ahead (a cut write)
 
     def _path(self, name):
         return self.root + "/" + name
@@ -412,7 +443,47 @@ class Store:
         """The attributes of object `handle`; CorruptRecord or OSError on failure."""
         k = self.key
         data = self._read(self.name(handle))
-        return decode(data, b"O", handle, self._mac_key(), k.enc_key(), self._user)[1]
+        attrs = decode(data, b"O", handle, self._mac_key(), k.enc_key(), self._user)[1]
+        e = attrs.pop(_EPOCH, 0)
+        if self._dir is not None and not self._epoch_ok(handle, e):
+            # another process may have written since this one read the directory
+            self._sync()
+            if not self._epoch_ok(handle, e):
+                have = self._dir.get(handle)
+                if have is None:
+                    raise CorruptRecord("not in the token's directory (a destroyed object put back?)")
+                raise CorruptRecord("rolled back (epoch %d, the directory says %d)" % (e, have))
+        return attrs
+
+    def _epoch_ok(self, handle, e):
+        d = self._dir
+        if d is None:
+            return True
+        have = d.get(handle)
+        if have is not None and e == have:
+            return True
+        if e == self.generation + 1 and (have is None or e > have):
+            # its write completed, the token record's did not: take it
+            d[handle] = e
+            self._ahead = True
+            return True
+        return False
+
+    def reconcile(self, handles):
+        """After a scan: drop directory entries whose record is gone (a cut
+        destroy) and write the directory when load() took an object that was
+        one generation ahead.  Best effort: storage may be read-only."""
+        d = self._dir
+        if d is None or self._meta is None:
+            return
+        gone = [h for h in d if h not in handles]
+        for h in gone:
+            del d[h]
+        if gone or self._ahead:
+            try:
+                self._write_meta(self._meta)
+            except OSError:
+                pass
 
     def _mac_key(self):
         try:
@@ -431,7 +502,15 @@ class Store:
         ukid = None
         if secret and user and self._user is not None:
             ukid, enc = self._user
-        self._write(self.name(handle), encode(b"O", handle, attrs, k.mac_key(), secret, enc, ukid))
+        self._sync()
+        epoch = self._next_generation()
+        rec = dict(attrs)
+        rec[_EPOCH] = epoch
+        self._write(self.name(handle), encode(b"O", handle, rec, k.mac_key(), secret, enc, ukid))
+        if self._meta is not None:
+            d = self._directory()
+            d[handle] = epoch
+            self._write_meta(self._meta)
 
     def set_user_key(self, uk):
         """Unlock (32 bytes) or lock (None) the user key layer."""
@@ -443,6 +522,38 @@ class Store:
 
     def delete(self, handle):
         os.remove(self._path(self.name(handle)))
+        if fault:
+            fault("removed", self.name(handle))
+        self._sync()
+        if self._meta is not None:
+            self._directory().pop(handle, None)
+            self._write_meta(self._meta)
+
+    def _sync(self):
+        """Re-read the token record before a write (another process may have
+        written it since), keeping what this one knows when it cannot."""
+        try:
+            self.load_meta()
+        except (CorruptRecord, OSError):
+            pass
+
+    def _directory(self):
+        """The directory, made from the records present when the token record
+        has none yet (a token written before directories)."""
+        if self._dir is None:
+            d = {}
+            k = self.key
+            for h in self.scan():
+                try:
+                    data = self._read(self.name(h))
+                    d[h] = decode(data, b"O", h, self._mac_key(), k.enc_key(), self._user)[1].get(_EPOCH, 0)
+                except (CorruptRecord, OSError):
+                    pass
+            self._dir = d
+        return self._dir
+
+    def _next_generation(self):
+        return max(self.generation, self.key.counter()) + 1
 
     def load_meta(self):
         """The token record as a dict, None when there is none yet (and the
@@ -458,6 +569,7 @@ class Store:
                 raise CorruptRecord("the token record is missing")
             return None
         gen, attrs = decode(data, b"T", None, self._mac_key())
+        d = attrs.pop(_DIR, None)
         if gen < count:
             raise CorruptRecord("rolled back (generation %d, device counter %d)" % (gen, count))
         if gen > count + 1:
@@ -466,13 +578,26 @@ class Store:
             # the write of the counter was cut after the record's rename
             self.key.set_counter(gen)
         self.generation = gen
+        self._dir = _dir_decode(d) if d is not None else None
+        self._meta = attrs
         return attrs
 
     def save_meta(self, attrs):
-        """Write the token record with the next generation, then raise the
-        device's counter to it."""
-        gen = max(self.generation, self.key.counter()) + 1
-        self._write(META, encode(b"T", gen, attrs, self.key.mac_key()))
+        """Write the token record with the next generation (and the object
+        directory, as on the storage), then raise the device's counter to it."""
+        keep = self._dir
+        self._sync()
+        if self._dir is None:
+            self._dir = keep
+        self._write_meta(attrs)
+
+    def _write_meta(self, attrs):
+        gen = self._next_generation()
+        rec = dict(attrs)
+        rec[_DIR] = _dir_encode(self._directory())
+        self._write(META, encode(b"T", gen, rec, self.key.mac_key()))
+        self._meta = attrs
+        self._ahead = False
         self.generation = gen
         self.key.set_counter(gen)
         if fault:
@@ -489,11 +614,16 @@ class Store:
         for name in names:
             if name.endswith(".obj") or name.endswith(".tmp") or name.endswith(".old") or name == META:
                 os.remove(self._path(name))
+        self._meta = None
+        self._dir = {}
 
     def wipe(self):
-        """Remove every object record (C_InitToken)."""
+        """Remove every object record (C_InitToken, which then writes the token
+        record: the directory is empty from then on; a cut before that leaves
+        entries without records, which are dropped)."""
         for h in self.scan():
-            self.delete(h)
+            os.remove(self._path(self.name(h)))
+        self._dir = {}
 
     def space(self):
         """(total, free) bytes of the filesystem holding the root, or (0, 0)."""

@@ -204,7 +204,8 @@ class Token:
                 pass            # read-only storage: works until something is written
         self.meta = meta or {}
         top = 0
-        for h in st.scan():
+        handles = st.scan()
+        for h in handles:
             try:
                 self.objects[h] = Obj(h, objects.index_of(st.load(h)))
             except CorruptRecord as e:
@@ -213,6 +214,8 @@ class Token:
                 self.objects[h] = Obj(h, {}, bad="unreadable record")
             top = h
         self._next_token = top + 1
+        if self.broken is None:
+            st.reconcile(handles)
 
     def _save_meta(self, meta):
         try:
