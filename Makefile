@@ -146,7 +146,9 @@ ESP32_IDF_ARGS = -D MICROPY_BOARD=$(ESP32_BOARD_NAME) -D MICROPY_BOARD_DIR=$(ESP
 	-DMICROPY_LIB_DIR=$(MPY_LIB_STUB) -DMICROPY_PY_BTREE=OFF \
 	$(if $(filter command line,$(origin JOBS)),-DCMAKE_JOB_POOLS=jobs=$(JOBS) -DCMAKE_JOB_POOL_COMPILE=jobs -DCMAKE_JOB_POOL_LINK=jobs)
 # ESP-IDF makes BUILD/sdkconfig from the board's fragments once and then keeps it:
-# a changed fragment (a pulled board change) would not reach an existing build.
+# a changed fragment (a pulled board change) or another board of the same chip (one
+# build folder per chip) would not reach an existing build. sdkconfig.board there
+# names the board its sdkconfig was made for.
 ESP32_SDKCONFIG_SOURCES = $(wildcard $(CURDIR)/boards/ESP32_PKCS11/sdkconfig.* \
 	$(CURDIR)/boards/ESP32_PKCS11/token_board.cmake $(ESP32_BOARD)/sdkconfig.* \
 	$(ESP32_BOARD)/mpconfigboard.cmake $(MPY_DIR)/ports/esp32/boards/sdkconfig.*)
@@ -170,9 +172,11 @@ esp32:
 	@command -v idf.py >/dev/null || { \
 		echo "[esp32] idf.py is not on PATH: run . $(IDF_PATH)/export.sh first."; exit 2; }
 	@$(MAKE) --no-print-directory sources $(MPY_DIR)/mpy-cross/build/mpy-cross BUILD=$(BUILD)
-	@if [ -f $(ESP32_BUILD)/sdkconfig ] && [ -n "$$(find $(ESP32_SDKCONFIG_SOURCES) -newer $(ESP32_BUILD)/sdkconfig)" ]; then \
-		echo "[esp32] sdkconfig fragments changed since $(ESP32_BUILD)/sdkconfig was made: making it again from them"; \
+	@if [ -f $(ESP32_BUILD)/sdkconfig ] && { [ "$$(cat $(ESP32_BUILD)/sdkconfig.board 2>/dev/null)" != "$(ESP32_BOARD)" ] \
+		|| [ -n "$$(find $(ESP32_SDKCONFIG_SOURCES) -newer $(ESP32_BUILD)/sdkconfig)" ]; }; then \
+		echo "[esp32] $(ESP32_BUILD)/sdkconfig was made for another board or from older fragments: making it again"; \
 		rm -f $(ESP32_BUILD)/sdkconfig; fi
+	@mkdir -p $(ESP32_BUILD) && echo "$(ESP32_BOARD)" > $(ESP32_BUILD)/sdkconfig.board
 	@echo "[build] $(ESP32_CHIP) firmware (boards/$(ESP32_BOARD_NAME)) -> $(ESP32_BUILD)/micropython.bin"
 	@cd $(MPY_DIR)/ports/esp32 && { $(ESP32_ENV) idf.py $(ESP32_IDF_ARGS) -B $(ESP32_BUILD) build \
 		&& $(ESP32_ENV) python3 makeimg.py $(ESP32_BUILD)/sdkconfig $(ESP32_BUILD)/bootloader/bootloader.bin \

@@ -312,9 +312,10 @@ def test_make_flash_names_the_board_whose_build_is_missing(tmp_path):
 
 def test_a_changed_sdkconfig_fragment_reaches_an_existing_build(tmp_path):
     """ESP-IDF makes sdkconfig from the fragments once and keeps it afterwards: turning
-    TLS 1.3 on in sdkconfig.board left an existing ESP32-C3 build at TLS 1.2 (seen with
-    build.sh). `make esp32` removes an sdkconfig older than any fragment (ESP-IDF then
-    makes it again) and keeps one that is newer."""
+    TLS 1.3 on in sdkconfig.board left an existing ESP32-C3 build at TLS 1.2, and a build
+    of another C3 board in the same folder kept that board's options (both seen with
+    build.sh). `make esp32` removes an sdkconfig older than any fragment or made for
+    another board (ESP-IDF then makes it again) and keeps one that is current."""
     _need_port()
     seen = tmp_path / "sdkconfig-seen.txt"
     out = tmp_path / "esp32c3"
@@ -329,8 +330,14 @@ def test_a_changed_sdkconfig_fragment_reaches_an_existing_build(tmp_path):
 
     fragment = ESP32 / "sdkconfig.board"
     sdkconfig.write_text("# CONFIG_MBEDTLS_SSL_PROTO_TLS1_3 is not set\n")
+    (out / "sdkconfig.board").write_text(f"{C3}\n")                  # made for this board
     old = fragment.stat().st_mtime - 3600
     os.utime(sdkconfig, (old, old))
     assert build() == "made"
     sdkconfig.write_text("CONFIG_MBEDTLS_SSL_PROTO_TLS1_3=y\n")    # newer than every fragment
     assert build() == "kept"
+    # made for another board of the same chip (one build folder per chip): made again
+    (out / "sdkconfig.board").write_text(str(ROOT / "boards" / "SOME_OTHER_C3_BOARD") + "\n")
+    sdkconfig.write_text("CONFIG_NVS_ENCRYPTION=y\n")
+    assert build() == "made"
+    assert (out / "sdkconfig.board").read_text().strip() == str(C3)
