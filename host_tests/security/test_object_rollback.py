@@ -155,3 +155,17 @@ for name in os.listdir(st.root):
     record.write_bytes(old)
     st = _state(unix_fw, objs + [made])
     assert st["values"] == ["DeviceError", "v2", "v3"] and "rolled back" in st["bad"][0][1], st
+
+
+def test_records_from_before_c_inittoken_stay_out(unix_fw, tmp_path):
+    """C_InitToken removes every object and empties the directory: a record saved
+    before it and put back afterwards is refused (the directory written by
+    C_InitToken used to keep the removed objects' entries, which let it in)."""
+    objs = last_json(unix_fw.run(SETUP + "print(json.dumps([data_obj(b'old', b'secret')]))"))
+    record = unix_fw.token_dir / f"{objs[0]:08x}.obj"
+    shutil.copy(record, tmp_path / "saved.obj")
+    unix_fw.run(P11_PRELUDE + "p11.C_Initialize()\np11.C_InitToken(0, b'so-pin', b'fresh')")
+    shutil.copy(tmp_path / "saved.obj", record)
+    st = _state(unix_fw, objs)
+    assert st["values"] == ["DeviceError"], st
+    assert st["bad"] == [[objs[0], "not in the token's directory (a destroyed object put back?)"]], st

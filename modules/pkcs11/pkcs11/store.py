@@ -441,9 +441,7 @@ class Store:
 
     def load(self, handle):
         """The attributes of object `handle`; CorruptRecord or OSError on failure."""
-        k = self.key
-        data = self._read(self.name(handle))
-        attrs = decode(data, b"O", handle, self._mac_key(), k.enc_key(), self._user)[1]
+        attrs = self._decode_object(handle)
         e = attrs.pop(_EPOCH, 0)
         if self._dir is not None and not self._epoch_ok(handle, e):
             # another process may have written since this one read the directory
@@ -454,6 +452,11 @@ class Store:
                     raise CorruptRecord("not in the token's directory (a destroyed object put back?)")
                 raise CorruptRecord("rolled back (epoch %d, the directory says %d)" % (e, have))
         return attrs
+
+    def _decode_object(self, handle):
+        """The verified attributes of object `handle`, the store's _EPOCH included."""
+        data = self._read(self.name(handle))
+        return decode(data, b"O", handle, self._mac_key(), self.key.enc_key(), self._user)[1]
 
     def _epoch_ok(self, handle, e):
         d = self._dir
@@ -476,12 +479,13 @@ class Store:
         d = self._dir
         if d is None or self._meta is None:
             return
-        gone = [h for h in d if h not in handles]
+        present = set(handles)
+        gone = [h for h in d if h not in present]
         for h in gone:
             del d[h]
         if gone or self._ahead:
             try:
-                self._write_meta(self._meta)
+                self.save_meta(self._meta)
             except OSError:
                 pass
 
@@ -510,7 +514,7 @@ class Store:
         if self._meta is not None:
             d = self._directory()
             d[handle] = epoch
-            self._write_meta(self._meta)
+            self.save_meta(self._meta)
 
     def set_user_key(self, uk):
         """Unlock (32 bytes) or lock (None) the user key layer."""
@@ -527,7 +531,7 @@ class Store:
         self._sync()
         if self._meta is not None:
             self._directory().pop(handle, None)
-            self._write_meta(self._meta)
+            self.save_meta(self._meta)
 
     def _sync(self):
         """Re-read the token record before a write (another process may have
@@ -542,11 +546,9 @@ class Store:
         has none yet (a token written before directories)."""
         if self._dir is None:
             d = {}
-            k = self.key
             for h in self.scan():
                 try:
-                    data = self._read(self.name(h))
-                    d[h] = decode(data, b"O", h, self._mac_key(), k.enc_key(), self._user)[1].get(_EPOCH, 0)
+                    d[h] = self._decode_object(h).get(_EPOCH, 0)
                 except (CorruptRecord, OSError):
                     pass
             self._dir = d
@@ -583,15 +585,10 @@ class Store:
         return attrs
 
     def save_meta(self, attrs):
-        """Write the token record with the next generation (and the object
-        directory, as on the storage), then raise the device's counter to it."""
-        keep = self._dir
-        self._sync()
-        if self._dir is None:
-            self._dir = keep
-        self._write_meta(attrs)
-
-    def _write_meta(self, attrs):
+        """Write the token record with the next generation and the object
+        directory, then raise the device's counter to it.  The caller has just
+        read the token record (load_meta: the token re-reads it before every
+        change of PINs or counts) or erased it, so the directory held is current."""
         gen = self._next_generation()
         rec = dict(attrs)
         rec[_DIR] = _dir_encode(self._directory())
