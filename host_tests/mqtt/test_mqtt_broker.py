@@ -6,7 +6,6 @@ import hashlib
 import re
 import textwrap
 import threading
-import time
 
 from harness.mosquitto import Mosquitto, mp_prelude
 

@@ -189,3 +189,35 @@ print('done', 1)
     assert len(starts) == 4
     assert starts[1] - starts[0] >= 0.95
     assert starts[3] - starts[2] < 0.9
+
+
+def utf8_cases() -> list[bytes]:
+    """Every lead byte with the boundary values of its continuation bytes, the
+    overlong, surrogate and beyond-U+10FFFF forms, truncations, and valid text."""
+    cases = [b"", b"a", "π€😀".encode(), b"\xc2", b"\xe2\x82", b"\xf0\x9f\x98", b"\x80", b"\xbf",
+             b"\xc0\xaf", b"\xc1\xbf", b"\xe0\x80\xaf", b"\xe0\x9f\xbf", b"\xed\xa0\x80", b"\xed\xbf\xbf",
+             b"\xf0\x80\x80\xaf", b"\xf0\x8f\xbf\xbf", b"\xf4\x90\x80\x80", b"\xf5\x80\x80\x80",
+             b"\xff", b"\xfe", b"a\xc3\xa9b\xe2\x82", b"\xc3\xa9\xc3"]
+    for lead in range(0xC0, 0x100):
+        for c1 in (0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0):
+            for tail in (b"", b"\x80", b"\x80\x80", b"\x80\x80\x80", b"\x80\xc0", b"\x80\x80\x7f"):
+                cases.append(bytes([lead, c1]) + tail + b"x")
+    return cases
+
+
+def test_utf8_check_matches_a_strict_decoder(unix_fw):
+    """The client's UTF-8 check (MicroPython's own decoder accepts overlong
+    forms and surrogates) agrees with CPython's strict decoder on every case."""
+    cases = utf8_cases()
+    out = unix_fw.run("import mqtt\nfrom mqtt import _utf8\nfor b in %r:\n"
+                      "    try:\n        _utf8(b, 't')\n        print('ok')\n"
+                      "    except mqtt.MQTTLimitError as e:\n        print(e)\n" % (cases,))
+    got = out.splitlines()
+    assert len(got) == len(cases)
+    for b, line in zip(cases, got):
+        try:
+            b.decode("utf-8", "strict")
+            want = "ok"
+        except UnicodeDecodeError:
+            want = "t is not well-formed UTF-8"
+        assert line == want, b

@@ -9,7 +9,7 @@ import textwrap
 from harness.mosquitto import (FakeBroker, FakeConnection, Packet, connack, default_handler,
                                encode_remaining, mp_prelude)
 
-PUBLISH, PUBACK, SUBSCRIBE, PINGREQ, DISCONNECT, CONNECT = 3, 4, 8, 12, 14, 1
+PUBLISH, PUBACK, SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT, CONNECT = 3, 4, 8, 10, 12, 14, 1
 
 
 def run(unix_fw, broker: FakeBroker, body: str, **kw) -> str:
@@ -207,6 +207,37 @@ c.disconnect()
     assert again.flags == 0b0010 and again.publish_fields() == (b"tele/y", 1, b"again")
 
 
+def test_robust_restores_granted_filters_but_not_unsubscribed_ones(unix_fw, fake_broker: FakeBroker):
+    def handler(conn: FakeConnection, pkt: Packet) -> None:
+        if pkt.type == PINGREQ and conn is conn.broker.connections[0]:
+            conn.close()
+        else:
+            default_handler(conn, pkt)
+
+    fake_broker.handler = handler
+    out = run(unix_fw, fake_broker, """
+import mqtt.robust
+c = mqtt.robust.MQTTClient('dev', tcp, backoff=mqtt.robust.Backoff(base=0.1))
+c.connect()
+print(c.subscribe(['a/+', ('b/#', 1), 'c']))
+c.unsubscribe(['a/+', 'c'])
+try:
+    c.ping()
+    c.wait_msg(5)
+except mqtt.MQTTConnectionError:
+    print('lost')
+print(c.reconnect())
+c.disconnect()
+""")
+    assert out.splitlines() == ["[0, 1, 0]", "lost", "False"]
+    c1, c2 = fake_broker.connections
+    assert [p.type for p in c1.packets] == [CONNECT, SUBSCRIBE, UNSUBSCRIBE, PINGREQ]
+    unsub = c1.packets[2]
+    assert unsub.first == 0xA2 and unsub.body[2:] == b"\x00\x03a/+\x00\x01c"
+    assert [p.type for p in c2.packets] == [CONNECT, SUBSCRIBE, DISCONNECT]
+    assert c2.packets[1].first == 0x82 and c2.packets[1].body[2:] == b"\x00\x03b/#\x01"
+
+
 def test_pings_when_idle_and_detects_missing_pingresp(unix_fw, fake_broker: FakeBroker):
     answered = []
 
@@ -267,7 +298,7 @@ except mqtt.MQTTSubscribeError as e:
 print(c._subs)
 c.disconnect()
 """)
-    assert out.splitlines() == ["[b'no/#'] broker refused subscription to no/#", "[(b'ok/+', 1)]"]
+    assert out.splitlines() == ["[b'no/#'] broker refused subscription to no/#", "{b'ok/+': 1}"]
     sub = fake_broker.connections[0].packets[1]
     assert sub.first == 0x82
     assert sub.body[2:] == b"\x00\x04ok/+\x01\x00\x04no/#\x00"

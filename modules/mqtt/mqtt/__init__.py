@@ -111,50 +111,39 @@ def _utf8(s, what):
     # bytes are checked here. A pure-ASCII str takes the short path.
     if isinstance(s, str):
         b = s.encode()
-        if len(b) == len(s):
-            if "\x00" in s:
-                raise MQTTLimitError(what + " contains U+0000")
-            return b
+        n = len(b) if len(b) != len(s) else 0
     elif isinstance(s, (bytes, bytearray)):
         b = bytes(s)
+        n = len(b)
     else:
         raise TypeError(what + " must be str or bytes")
+    if b"\x00" in b:
+        raise MQTTLimitError(what + " contains U+0000")
     i = 0
-    n = len(b)
     while i < n:
         c = b[i]
+        i += 1
         if c < 0x80:
-            if c == 0:
-                raise MQTTLimitError(what + " contains U+0000")
-            i += 1
             continue
-        lo = 0x80
-        hi = 0xBF
-        if 0xC2 <= c <= 0xDF:
-            k = 1
-        elif 0xE0 <= c <= 0xEF:
-            k = 2
-            if c == 0xE0:
-                lo = 0xA0
-            elif c == 0xED:
-                hi = 0x9F
-        elif 0xF0 <= c <= 0xF4:
-            k = 3
-            if c == 0xF0:
-                lo = 0x90
-            elif c == 0xF4:
-                hi = 0x8F
-        else:
-            k = 0
-        if k == 0 or i + k >= n or not lo <= b[i + 1] <= hi:
+        # continuation bytes, and the first one's range (no overlong forms,
+        # surrogates or code points above U+10FFFF), by the lead byte
+        k = 3 if 0xF0 <= c <= 0xF4 else 2 if 0xE0 <= c <= 0xEF else 1 if 0xC2 <= c <= 0xDF else 0
+        lo = 0xA0 if c == 0xE0 else 0x90 if c == 0xF0 else 0x80
+        hi = 0x9F if c == 0xED else 0x8F if c == 0xF4 else 0xBF
+        j = i + k if k and i + k <= n else 0
+        while i < j and lo <= b[i] <= hi:
+            lo = 0x80
+            hi = 0xBF
+            i += 1
+        if i != j:
             raise MQTTLimitError(what + " is not well-formed UTF-8")
-        j = i + 2
-        i += k + 1
-        while j < i:
-            if not 0x80 <= b[j] <= 0xBF:
-                raise MQTTLimitError(what + " is not well-formed UTF-8")
-            j += 1
     return b
+
+
+def _qos(q):
+    if q not in (0, 1):
+        raise MQTTLimitError("QoS %r not supported (0 or 1; AWS IoT Core has no QoS 2)" % (q,))
+    return q
 
 
 def _why(e):
@@ -200,23 +189,19 @@ class Options:
 
 
 class _Inflight:
-    # One QoS 1 publish awaiting PUBACK. The slots are made once and reused,
-    # so nothing is allocated per message. They hold references, not copies,
-    # of the caller's payload (don't mutate it until acknowledged). cap is
-    # the number of sends allowed while a blocking publish() waits on the
-    # slot; 0 means "retransmit until PUBACK".
-
-    def __init__(self):
-        self.pid = 0  # 0: free
-        self.topic = self.msg = None
-        self.retain = False
-        self.sent = 0  # ticks_ms of the last send
-        self.resends = 0
-        self.cap = 0
+    # One QoS 1 publish awaiting PUBACK: pid (0: the slot is free), topic,
+    # msg, retain, sent (ticks_ms of the last send), resends, cap. The slots
+    # are made once and reused, so nothing is allocated per message. They
+    # hold references, not copies, of the caller's payload (don't mutate it
+    # until acknowledged). cap is the number of sends allowed while a
+    # blocking publish() waits on the slot; 0 means "retransmit until
+    # PUBACK". publish() sets every field before the slot is used.
 
     def free(self):
         self.pid = 0
         self.topic = self.msg = None
+
+    __init__ = free
 
 
 class MQTTClient:
@@ -226,8 +211,9 @@ class MQTTClient:
         lim = limits or {}
         self._lim = lim
         cid = _utf8(client_id, "client id")
-        if len(cid) > (lim.get("client_id") or 65535):
-            raise MQTTLimitError("client id is %d bytes; limit %d" % (len(cid), lim.get("client_id") or 65535))
+        m = lim.get("client_id") or 65535
+        if len(cid) > m:
+            raise MQTTLimitError("client id is %d bytes; limit %d" % (len(cid), m))
         if not cid and (limits is not None or not o.clean_session):
             raise MQTTLimitError("client id must not be empty")
         ka = lim.get("keepalive") or (0, 65535)
@@ -250,38 +236,26 @@ class MQTTClient:
         self._transport = transport
         self._tmo = int(o.ack_timeout * 1000)
         self._ctmo = o.connect_timeout
-        self._cap = None  # while connecting: ticks_ms no read may pass
         self._retries = o.max_retries
         self._max_rx = o.max_rx
         self._qmax = o.queue
         self._log = o.log
-        self._will = None
+        self._will = self._last_connect = self._sock = None
         # One scratch buffer for outgoing packets (header, topic and small
         # payloads go out in a single write: one TLS record, no Nagle stall;
         # bigger payloads are written from the caller's buffer, not copied)
         # and a 2-byte one for incoming header bytes and packet ids.
         self._buf = bytearray(max(o.buf_size, 16))
         self._bmv = memoryview(self._buf)
-        self._n = 0
         self._h = bytearray(2)
-        mv = memoryview(self._h)
-        self._h1 = mv[:1]
-        self._h2 = mv
+        self._h2 = memoryview(self._h)
+        self._h1 = self._h2[:1]
         self._slots = [_Inflight() for _ in range(max(1, o.max_inflight))]
         self._q = []
-        self._pid = 0
-        self._sock = None
-        self._poll = None
-        self._last_connect = None
-        self._ping_at = None
-        self._msg = None
-        self._want = 0
-        self._codes = b""
-        self._ka_ms = 0
-        self._tx = self._rx = 0
-        self.connected = False
-        self.dropped = 0
-        self.flags = 0
+        self._n = self._pid = self.dropped = self.flags = 0
+        # the connection state (_sock, _poll, _cap: while connecting the
+        # ticks_ms no read may pass, _ping_at, _msg, _want) starts closed
+        self.close()
 
     # ---- validation (everything is checked before a byte is written) ----
 
@@ -295,27 +269,24 @@ class MQTTClient:
         if len(body) > m:
             raise MQTTLimitError("topic is %d bytes; limit %d" % (len(body), m))
         m = lim.get("slashes")
-        if m is not None and body.count(b"/") > m:
-            raise MQTTLimitError("topic has %d slashes; limit %d" % (body.count(b"/"), m))
+        n = body.count(b"/")
+        if m is not None and n > m:
+            raise MQTTLimitError("topic has %d slashes; limit %d" % (n, m))
         if is_filter:
-            n = len(b)
-            i = b.find(b"#")
-            if i >= 0 and (i != n - 1 or (i and b[i - 1] != 0x2F)):
+            lv = b.split(b"/")
+            if b"#" in b and (lv[-1] != b"#" or b.count(b"#") > 1):
                 raise ValueError("'#' must be the last level of a topic filter, alone")
-            i = b.find(b"+")
-            while i >= 0:
-                if (i and b[i - 1] != 0x2F) or (i + 1 < n and b[i + 1] != 0x2F):
+            for x in lv:
+                if b"+" in x and x != b"+":
                     raise ValueError("'+' must fill a whole topic filter level")
-                i = b.find(b"+", i + 1)
-        elif b.find(b"#") >= 0 or b.find(b"+") >= 0:
+        elif b"#" in b or b"+" in b:
             raise ValueError("wildcards '+' and '#' are not allowed in a topic name")
         return b
 
     def _payload(self, msg, qos, limit=_MAX_REMAINING):
         if isinstance(msg, str):
             msg = msg.encode()
-        if qos not in (0, 1):
-            raise MQTTLimitError("QoS %r not supported (0 or 1; AWS IoT Core has no QoS 2)" % (qos,))
+        _qos(qos)
         m = self._lim.get("payload") or limit
         if m > limit:
             m = limit
@@ -398,11 +369,6 @@ class MQTTClient:
             self._n = 0
             self._write(self._bmv[:n])
 
-    def _send2(self, b0, pid):
-        self._start(b0, 2)
-        self._put16(pid)
-        self._flush()
-
     def _fail(self, exc):
         self.close()
         raise exc
@@ -446,8 +412,7 @@ class MQTTClient:
         # within wait_ms. Returns the packet type, or None.
         if self._sock is None:
             raise MQTTConnectionError("not connected")
-        self._tick()
-        due = self._due()
+        due = self._tick()
         if wait_ms is None or due < wait_ms:
             wait_ms = due
         try:
@@ -485,34 +450,30 @@ class MQTTClient:
             if shift > 21:
                 raise MQTTProtocolError("malformed remaining length")
         t = b0 & 0xF0
+        acks = t in (_PUBACK, _UNSUBACK, _CONNACK)
         if t == _PUBLISH:
             self._recv_publish(b0, rem, end)
-        elif t in (_PUBACK, _UNSUBACK, _CONNACK) or b0 == _PINGRESP:
-            if rem != (0 if t == _PINGRESP else 2):
-                raise MQTTProtocolError("bad length %d for packet 0x%02x" % (rem, b0))
-            if t == _PINGRESP:
-                self._ping_at = None
-            elif t == _CONNACK:
+        elif b0 == _PINGRESP and not rem:
+            self._ping_at = None
+        elif acks and rem == 2 or t == _SUBACK and rem > 2:
+            pid = self._read16(end)  # CONNACK: its flags and return code
+            if t == _CONNACK:
                 if self._want != -1:
                     raise MQTTProtocolError("unexpected CONNACK")
-                self._read(self._h2, end)
                 self._codes = bytes(self._h)
                 self._want = 0
+            elif t == _PUBACK:
+                for s in self._slots:
+                    if s.pid == pid:
+                        s.free()
             else:
-                pid = self._read16(end)
-                if t == _PUBACK:
-                    for s in self._slots:
-                        if s.pid == pid:
-                            s.free()
-                elif pid == self._want:
+                codes = bytearray(rem - 2)
+                self._read(memoryview(codes), end)
+                if pid == self._want:
+                    self._codes = codes
                     self._want = 0
-        elif t == _SUBACK and rem > 2:
-            pid = self._read16(end)
-            codes = bytearray(rem - 2)
-            self._read(memoryview(codes), end)
-            if pid == self._want:
-                self._codes = codes
-                self._want = 0
+        elif acks or b0 == _PINGRESP:
+            raise MQTTProtocolError("bad length %d for packet 0x%02x" % (rem, b0))
         else:
             raise MQTTProtocolError("unexpected packet 0x%02x from broker" % b0)
         return t
@@ -541,41 +502,41 @@ class MQTTClient:
             msg = bytearray(left)
             self._read(memoryview(msg), end)
         if qos:
-            self._send2(_PUBACK, pid)
+            self._start(_PUBACK, 2)
+            self._put16(pid)
+            self._flush()
         self.flags = b0 & 0x0F
         if msg is not None:
             self._msg = (bytes(topic), msg)
 
     def _tick(self):
-        # Nothing but CONNECT may precede CONNACK: no pings or retransmits.
-        if not self.connected:
-            return
-        now = time.ticks_ms()
-        if self._ping_at is not None:
-            if time.ticks_diff(now, self._ping_at) >= self._tmo:
-                self._fail(MQTTKeepAliveError("no PINGRESP within %d ms: link considered dead" % self._tmo))
-        elif self._ka_ms and max(time.ticks_diff(now, self._tx), time.ticks_diff(now, self._rx)) >= self._ka_ms:
-            self.ping()
-        for s in self._slots:
-            if s.pid and time.ticks_diff(now, s.sent) >= self._tmo and not (s.cap and s.resends >= s.cap - 1):
-                s.resends += 1
-                self._log and self._log("no PUBACK for %d: retransmitting (DUP)" % s.pid)
-                self._send_slot(s, True)
-
-    def _due(self):
-        # ms until _tick has work: a ping, a PINGRESP deadline or a retransmit.
+        # Housekeeping: a due ping, a missed PINGRESP, due retransmits.
+        # Returns the ms until it has work again (at most 1000). Nothing but
+        # CONNECT may precede CONNACK: no pings or retransmits before it.
         if not self.connected:
             return 1000
         now = time.ticks_ms()
+        tmo = self._tmo
         if self._ping_at is not None:
-            d = self._tmo - time.ticks_diff(now, self._ping_at)
+            d = tmo - time.ticks_diff(now, self._ping_at)
+            if d <= 0:
+                self._fail(MQTTKeepAliveError("no PINGRESP within %d ms: link considered dead" % tmo))
         elif self._ka_ms:
             d = self._ka_ms - max(time.ticks_diff(now, self._tx), time.ticks_diff(now, self._rx))
+            if d <= 0:
+                self.ping()
+                d = tmo
         else:
             d = 1000
         for s in self._slots:
             if s.pid:
-                d = min(d, self._tmo - time.ticks_diff(now, s.sent))
+                e = tmo - time.ticks_diff(now, s.sent)
+                if e <= 0 and not (s.cap and s.resends >= s.cap - 1):
+                    s.resends += 1
+                    self._log and self._log("no PUBACK for %d: retransmitting (DUP)" % s.pid)
+                    self._send_slot(s, True)
+                    e = tmo
+                d = min(d, e)
         return max(0, min(d, 1000))
 
     def _take(self):
@@ -605,29 +566,10 @@ class MQTTClient:
 
     # ---- connection ----
 
-    def _open(self):
-        t = self._transport
-        sock = t() if callable(t) and not hasattr(t, "write") else t
-        self._sock = sock
-        try:
-            sock.setblocking(False)
-        except AttributeError:
-            pass
-        try:
-            self._poll = select.poll()
-            self._poll.register(sock, _POLLIN)
-        except (AttributeError, TypeError, OSError, ValueError):
-            # Not pollable (e.g. a Python stream object): sleep and retry.
-            self._poll = None
-
     def connect(self):
         # Opens the transport, sends CONNECT, waits for CONNACK, then re-sends
         # unacknowledged QoS 1 messages (they survive a lost link).
-        if self._sock is not None:
-            self.close()
-        self._msg = None
-        self._want = 0
-        self._ping_at = None
+        self.close()
         iv = self._lim.get("connect_interval")
         if iv and self._last_connect is not None:
             d = iv - time.ticks_diff(time.ticks_ms(), self._last_connect)
@@ -635,8 +577,19 @@ class MQTTClient:
                 time.sleep_ms(d)
         t0 = time.ticks_ms()
         late = "connect did not complete within %s s" % self._ctmo
+        t = self._transport
         try:
-            self._open()
+            self._sock = sock = t() if callable(t) and not hasattr(t, "write") else t
+            try:
+                sock.setblocking(False)
+            except AttributeError:
+                pass
+            try:
+                self._poll = select.poll()
+                self._poll.register(sock, _POLLIN)
+            except (AttributeError, TypeError, OSError, ValueError):
+                # Not pollable (e.g. a Python stream object): sleep and retry.
+                self._poll = None
         except OSError as e:
             self.close()
             raise MQTTConnectionError("cannot open transport: " + _why(e))
@@ -648,26 +601,26 @@ class MQTTClient:
         self._ka_ms = self.keepalive * 750
         self._tx = self._rx = time.ticks_ms()
         w = self._will
-        u = self._user
-        pw = self._pass
-        cid = self.client_id
-        rem = 10 + 2 + len(cid)
+        fields = [self.client_id]
         flags = 0x02 if self.clean_session else 0
         if w:
-            rem += 4 + len(w[0]) + len(w[1])
+            fields += w[:2]
             flags |= 0x04 | (w[3] << 3) | (0x20 if w[2] else 0)
-        if u is not None:
-            rem += 2 + len(u)
+        if self._user is not None:
+            fields.append(self._user)
             flags |= 0x80
-        if pw is not None:
-            rem += 2 + len(pw)
+        if self._pass is not None:
+            fields.append(self._pass)
             flags |= 0x40
+        rem = 10
+        for f in fields:
+            rem += 2 + len(f)
         self._start(_CONNECT, rem)
         self._put(b"\x00\x04MQTT\x04")
         self._buf[self._n] = flags
         self._n += 1
         self._put16(self.keepalive)
-        for f in ((cid, w[0], w[1]) if w else (cid,)) + ((u,) if u is not None else ()) + ((pw,) if pw is not None else ()):
+        for f in fields:
             self._put16(len(f))
             self._put(f)
         self._flush()
@@ -698,9 +651,8 @@ class MQTTClient:
     def close(self):
         # Drop the link without DISCONNECT (the broker then sends the will).
         s = self._sock
-        self._sock = None
-        self._poll = None
-        self._cap = None
+        self._sock = self._poll = self._cap = self._msg = self._ping_at = None
+        self._want = 0
         self.connected = False
         if s is not None:
             try:
@@ -764,7 +716,17 @@ class MQTTClient:
         if not qos:
             self._send_publish(t, msg, retain, 0, 0, False)
             return None
-        s = self._free_slot()
+        end = time.ticks_add(time.ticks_ms(), self._tmo * (self._retries + 1))
+        while True:
+            for s in self._slots:
+                if not s.pid:
+                    break
+            else:
+                if time.ticks_diff(end, time.ticks_ms()) <= 0:
+                    raise MQTTTimeoutError("%d QoS 1 messages still unacknowledged" % len(self._slots))
+                self._pump(None)
+                continue
+            break
         pid = self._new_pid()
         s.pid = pid
         s.topic = t
@@ -783,16 +745,6 @@ class MQTTClient:
             # Left queued by an error: retransmit it until acknowledged.
             s.cap = 0
         return pid
-
-    def _free_slot(self):
-        end = time.ticks_add(time.ticks_ms(), self._tmo * (self._retries + 1))
-        while True:
-            for s in self._slots:
-                if not s.pid:
-                    return s
-            if time.ticks_diff(end, time.ticks_ms()) <= 0:
-                raise MQTTTimeoutError("%d QoS 1 messages still unacknowledged" % len(self._slots))
-            self._pump(None)
 
     def _pump(self, wait_ms):
         # One step while waiting for something else: a PUBLISH goes to the
@@ -813,72 +765,68 @@ class MQTTClient:
 
     # ---- subscribe ----
 
-    def _subscribe(self, items):
+    def _filters(self, topic, qos, what):
+        # One filter or a list of them (for SUBSCRIBE also of (filter, qos))
+        # as [(filter bytes, qos)]; qos None for UNSUBSCRIBE.
+        items = [topic] if isinstance(topic, (str, bytes, bytearray)) else topic
+        m = self._lim.get("topics_per_subscribe")
+        if not items or (m and len(items) > m):
+            raise MQTTLimitError("%d topics in one %s; allowed 1..%d" % (len(items), what, m or 65535))
+        enc = []
+        for t in items:
+            q = qos
+            if q is not None:
+                if not isinstance(t, (str, bytes, bytearray)):
+                    t, q = t
+                _qos(q)
+            enc.append((self._topic(t, True), q))
+        if self._sock is None:
+            raise MQTTConnectionError("not connected")
+        return enc
+
+    def _subscribe(self, items, b0=_SUBSCRIBE):
+        # Sends one SUBSCRIBE (or UNSUBSCRIBE) and waits for its ack;
+        # returns SUBACK's codes.
         pid = self._new_pid()
         rem = 2
         for t, q in items:
-            rem += 3 + len(t)
-        self._start(_SUBSCRIBE, rem)
+            rem += 2 + len(t) + (q is not None)
+        self._start(b0, rem)
         self._put16(pid)
         for t, q in items:
             self._put16(len(t))
             self._put(t)
-            self._put(b"\x01" if q else b"\x00")
+            if q is not None:
+                self._put(b"\x01" if q else b"\x00")
         self._flush()
         if not self._await(pid):
-            raise MQTTTimeoutError("no SUBACK within %d ms" % self._tmo)
+            raise MQTTTimeoutError("no %s within %d ms" % ("SUBACK" if b0 == _SUBSCRIBE else "UNSUBACK", self._tmo))
         codes = self._codes
-        if len(codes) != len(items):
+        if b0 == _SUBSCRIBE and len(codes) != len(items):
             self._fail(MQTTProtocolError("SUBACK has %d codes for %d topics" % (len(codes), len(items))))
         return codes
 
     def subscribe(self, topic, qos=0):
-        # topic: one filter, or a list of (filter, qos) sent in one SUBSCRIBE.
-        one = isinstance(topic, (str, bytes, bytearray))
-        items = self._count([(topic, qos)] if one else topic, "SUBSCRIBE")
-        enc = []
-        for t in items:
-            t, q = (t, qos) if isinstance(t, (str, bytes, bytearray)) else t
-            if q not in (0, 1):
-                raise MQTTLimitError("QoS %r not supported (0 or 1; AWS IoT Core has no QoS 2)" % (q,))
-            enc.append((self._topic(t, True), q))
-        if self._sock is None:
-            raise MQTTConnectionError("not connected")
+        # topic: one filter, or a list of filters or (filter, qos) sent in one
+        # SUBSCRIBE. Returns the granted QoS (a list for a list).
+        enc = self._filters(topic, qos, "SUBSCRIBE")
         codes = self._subscribe(enc)
         self._subscribed(enc, codes)
         bad = [enc[i][0] for i in range(len(enc)) if codes[i] == 0x80]
         if bad:
             raise MQTTSubscribeError(bad)
-        return codes[0] if one else list(codes)
+        return codes[0] if isinstance(topic, (str, bytes, bytearray)) else list(codes)
 
     def unsubscribe(self, topic):
-        items = self._count([topic] if isinstance(topic, (str, bytes, bytearray)) else topic, "UNSUBSCRIBE")
-        enc = [self._topic(t, True) for t in items]
-        if self._sock is None:
-            raise MQTTConnectionError("not connected")
-        pid = self._new_pid()
-        self._start(_UNSUBSCRIBE, 2 + sum(2 + len(t) for t in enc))
-        self._put16(pid)
-        for t in enc:
-            self._put16(len(t))
-            self._put(t)
-        self._flush()
-        self._unsubscribed(enc)
-        if not self._await(pid):
-            raise MQTTTimeoutError("no UNSUBACK within %d ms" % self._tmo)
-
-    def _count(self, items, what):
-        m = self._lim.get("topics_per_subscribe")
-        if not items or (m and len(items) > m):
-            raise MQTTLimitError("%d topics in one %s; allowed 1..%d" % (len(items), what, m or 65535))
-        return items
+        enc = self._filters(topic, None, "UNSUBSCRIBE")
+        # mqtt.robust stops restoring them even if the UNSUBACK is lost
+        self._subscribed(enc, None)
+        self._subscribe(enc, _UNSUBSCRIBE)
 
     def _subscribed(self, items, codes):
-        # items: [(filter bytes, qos)]; codes: the SUBACK's. mqtt.robust keeps
-        # the granted ones to restore them after a reconnect.
-        pass
-
-    def _unsubscribed(self, filters):
+        # items: [(filter bytes, qos)] and codes: the SUBACK's, or qos None
+        # and codes None for an UNSUBSCRIBE. mqtt.robust keeps the granted
+        # filters to restore them after a reconnect.
         pass
 
     # ---- receive ----
@@ -887,7 +835,8 @@ class MQTTClient:
         # Wait for one PUBLISH (seconds; None = forever), pinging as needed.
         # Returns (topic, msg) after calling the callback, or None on timeout.
         if self._q:
-            return self._deliver_queued()
+            self._msg = self._q.pop(0)
+            return self._take()
         end = None if timeout is None else time.ticks_add(time.ticks_ms(), int(timeout * 1000))
         while True:
             left = None if end is None else time.ticks_diff(end, time.ticks_ms())
@@ -902,7 +851,3 @@ class MQTTClient:
         # Non-blocking: housekeeping plus whatever is already received, up to
         # the first PUBLISH. Loop while it returns a message to drain all.
         return self.wait_msg(0)
-
-    def _deliver_queued(self):
-        self._msg = self._q.pop(0)
-        return self._take()

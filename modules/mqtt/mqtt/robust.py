@@ -12,7 +12,7 @@
 # Everything else is mqtt.MQTTClient's (same arguments, plus backoff).
 
 import time
-from . import MQTTClient as _Client, MQTTConnectError, MQTTConnectionError, MQTTError, AWS_LIMITS
+from . import MQTTClient as _Client, MQTTConnectError, MQTTConnectionError, MQTTError
 
 try:
     from random import getrandbits
@@ -33,20 +33,16 @@ class Backoff:
 
 
 class MQTTClient(_Client):
-    def __init__(self, client_id, transport, keepalive=60, callback=None, limits=AWS_LIMITS,
-                 options=None, backoff=None):
-        super().__init__(client_id, transport, keepalive, callback, limits, options)
-        b = backoff or Backoff()
-        self._bbase = int(b.base * 1000)
-        self._bcap = int(b.cap * 1000)
-        self.reconnect_attempts = b.attempts
-        # Granted subscriptions [(filter bytes, qos)], restored when a
-        # connect finds no session on the broker.
-        self._subs = []
+    def __init__(self, *args, backoff=None, **kw):
+        super().__init__(*args, **kw)
+        self.backoff = backoff or Backoff()
+        # Granted subscriptions {filter bytes: qos}, restored when a connect
+        # finds no session on the broker.
+        self._subs = {}
 
     def connect(self):
         present = super().connect()
-        subs = self._subs
+        subs = list(self._subs.items())
         if not present and subs:
             k = self._lim.get("topics_per_subscribe") or len(subs)
             for i in range(0, len(subs), k):
@@ -60,6 +56,7 @@ class MQTTClient(_Client):
         t = self._transport
         if not callable(t) or hasattr(t, "write"):
             raise MQTTError("reconnect needs a transport callable that opens a new socket")
+        b = self.backoff
         n = 0
         while True:
             try:
@@ -71,11 +68,9 @@ class MQTTClient(_Client):
             except MQTTConnectionError as e:
                 err = e
             n += 1
-            if self.reconnect_attempts is not None and n >= self.reconnect_attempts:
+            if b.attempts is not None and n >= b.attempts:
                 raise err
-            d = self._bbase << min(n - 1, 20)
-            if d > self._bcap:
-                d = self._bcap
+            d = min(int(b.base * 1000) << min(n - 1, 20), int(b.cap * 1000))
             d = d // 2 + (d - d // 2) * getrandbits(16) // 65536
             self._log and self._log("connect attempt %d failed (%s); next in %d ms" % (n, err, d))
             time.sleep_ms(d)
@@ -84,12 +79,7 @@ class MQTTClient(_Client):
         subs = self._subs
         for i in range(len(items)):
             t = items[i][0]
-            for e in subs:
-                if e[0] == t:
-                    subs.remove(e)
-                    break
-            if codes[i] != 0x80:
-                subs.append(items[i])
-
-    def _unsubscribed(self, filters):
-        self._subs = [e for e in self._subs if e[0] not in filters]
+            if codes is None or codes[i] == 0x80:
+                subs.pop(t, None)
+            else:
+                subs[t] = items[i][1]
