@@ -98,7 +98,7 @@ class MQTTSubscribeError(MQTTError):
     # SUBACK carried 0x80 for .topics (list of bytes).
     def __init__(self, topics):
         self.topics = topics
-        super().__init__("broker refused subscription to %s" % ", ".join(t.decode() for t in topics))
+        super().__init__("broker refused subscription to %s" % b", ".join(topics).decode())
 
 
 class MQTTLimitError(ValueError):
@@ -127,9 +127,9 @@ def _utf8(s, what):
             continue
         # continuation bytes, and the first one's range (no overlong forms,
         # surrogates or code points above U+10FFFF), by the lead byte
-        k = 3 if 0xF0 <= c <= 0xF4 else 2 if 0xE0 <= c <= 0xEF else 1 if 0xC2 <= c <= 0xDF else 0
-        lo = 0xA0 if c == 0xE0 else 0x90 if c == 0xF0 else 0x80
-        hi = 0x9F if c == 0xED else 0x8F if c == 0xF4 else 0xBF
+        k = (c > 0xC1) + (c > 0xDF) + (c > 0xEF) if c < 0xF5 else 0
+        lo = 0x80 + (c == 0xE0) * 0x20 + (c == 0xF0) * 0x10
+        hi = 0xBF - (c == 0xED) * 0x20 - (c == 0xF4) * 0x30
         j = i + k if k and i + k <= n else 0
         while i < j and lo <= b[i] <= hi:
             lo = 0x80
@@ -250,7 +250,9 @@ class MQTTClient:
         self._h = bytearray(2)
         self._h2 = memoryview(self._h)
         self._h1 = self._h2[:1]
-        self._slots = [_Inflight() for _ in range(max(1, o.max_inflight))]
+        self._slots = []
+        for _ in range(max(1, o.max_inflight)):
+            self._slots.append(_Inflight())
         self._q = []
         self._n = self._pid = self.dropped = self.flags = 0
         # the connection state (_sock, _poll, _cap: while connecting the
@@ -355,10 +357,9 @@ class MQTTClient:
         buf[0] = b0
         i = 1
         while True:
-            d = rem & 0x7F
-            rem >>= 7
-            buf[i] = d | 0x80 if rem else d
+            buf[i] = rem & 0x7F | (0x80 if rem > 0x7F else 0)
             i += 1
+            rem >>= 7
             if not rem:
                 break
         self._n = i
@@ -452,7 +453,37 @@ class MQTTClient:
         t = b0 & 0xF0
         acks = t in (_PUBACK, _UNSUBACK, _CONNACK)
         if t == _PUBLISH:
-            self._recv_publish(b0, rem, end)
+            # kept in _msg for the caller (_pump, wait_msg), PUBACK sent first
+            qos = (b0 >> 1) & 3
+            if qos > 1:
+                raise MQTTProtocolError("broker sent QoS %d" % qos)
+            tl = self._read16(end)
+            left = rem - 2 - tl - (2 if qos else 0)
+            if left < 0 or tl > self._max_rx:
+                raise MQTTProtocolError("malformed PUBLISH")
+            topic = bytearray(tl)
+            self._read(memoryview(topic), end)
+            pid = self._read16(end) if qos else 0
+            if left > self._max_rx:
+                # Too big for this device: drain it through the scratch
+                # buffer so the stream stays in step, acknowledge, and count
+                # it as dropped.
+                while left:
+                    k = min(left, len(self._buf))
+                    self._read(self._bmv[:k], end)
+                    left -= k
+                msg = None
+                self.dropped += 1
+            else:
+                msg = bytearray(left)
+                self._read(memoryview(msg), end)
+            if qos:
+                self._start(_PUBACK, 2)
+                self._put16(pid)
+                self._flush()
+            self.flags = b0 & 0x0F
+            if msg is not None:
+                self._msg = (bytes(topic), msg)
         elif b0 == _PINGRESP and not rem:
             self._ping_at = None
         elif acks and rem == 2 or t == _SUBACK and rem > 2:
@@ -477,37 +508,6 @@ class MQTTClient:
         else:
             raise MQTTProtocolError("unexpected packet 0x%02x from broker" % b0)
         return t
-
-    def _recv_publish(self, b0, rem, end):
-        qos = (b0 >> 1) & 3
-        if qos > 1:
-            raise MQTTProtocolError("broker sent QoS %d" % qos)
-        tl = self._read16(end)
-        left = rem - 2 - tl - (2 if qos else 0)
-        if left < 0 or tl > self._max_rx:
-            raise MQTTProtocolError("malformed PUBLISH")
-        topic = bytearray(tl)
-        self._read(memoryview(topic), end)
-        pid = self._read16(end) if qos else 0
-        if left > self._max_rx:
-            # Too big for this device: drain it through the scratch buffer so
-            # the stream stays in step, acknowledge, and count it as dropped.
-            while left:
-                k = min(left, len(self._buf))
-                self._read(self._bmv[:k], end)
-                left -= k
-            msg = None
-            self.dropped += 1
-        else:
-            msg = bytearray(left)
-            self._read(memoryview(msg), end)
-        if qos:
-            self._start(_PUBACK, 2)
-            self._put16(pid)
-            self._flush()
-        self.flags = b0 & 0x0F
-        if msg is not None:
-            self._msg = (bytes(topic), msg)
 
     def _tick(self):
         # Housekeeping: a due ping, a missed PINGRESP, due retransmits.
@@ -597,9 +597,8 @@ class MQTTClient:
         if time.ticks_diff(cap, time.ticks_ms()) <= 0:
             self._fail(MQTTConnectionError(late))
         # Only a CONNECT that reaches the broker counts towards AWS's rate.
-        self._last_connect = time.ticks_ms()
+        self._last_connect = self._tx = self._rx = time.ticks_ms()
         self._ka_ms = self.keepalive * 750
-        self._tx = self._rx = time.ticks_ms()
         w = self._will
         fields = [self.client_id]
         flags = 0x02 if self.clean_session else 0
@@ -670,8 +669,6 @@ class MQTTClient:
         self.close()
 
     def ping(self):
-        if self._sock is None:
-            raise MQTTConnectionError("not connected")
         self._start(_PINGREQ, 0)
         self._flush()
         self._ping_at = time.ticks_ms()
@@ -761,7 +758,11 @@ class MQTTClient:
 
     def pending(self):
         # Packet ids of QoS 1 messages not yet acknowledged.
-        return [s.pid for s in self._slots if s.pid]
+        p = []
+        for s in self._slots:
+            if s.pid:
+                p.append(s.pid)
+        return p
 
     # ---- subscribe ----
 
@@ -812,7 +813,10 @@ class MQTTClient:
         enc = self._filters(topic, qos, "SUBSCRIBE")
         codes = self._subscribe(enc)
         self._subscribed(enc, codes)
-        bad = [enc[i][0] for i in range(len(enc)) if codes[i] == 0x80]
+        bad = []
+        for i in range(len(enc)):
+            if codes[i] == 0x80:
+                bad.append(enc[i][0])
         if bad:
             raise MQTTSubscribeError(bad)
         return codes[0] if isinstance(topic, (str, bytes, bytearray)) else list(codes)
@@ -839,9 +843,7 @@ class MQTTClient:
             return self._take()
         end = None if timeout is None else time.ticks_add(time.ticks_ms(), int(timeout * 1000))
         while True:
-            left = None if end is None else time.ticks_diff(end, time.ticks_ms())
-            if left is not None and left < 0:
-                left = 0
+            left = None if end is None else max(0, time.ticks_diff(end, time.ticks_ms()))
             if self._step(left) == _PUBLISH and self._msg:
                 return self._take()
             if left == 0:
