@@ -395,3 +395,57 @@ for i in range(3):
     assert out.splitlines() == ["malformed remaining length False", "unexpected CONNACK False",
                                 "unexpected packet 0x50 from broker False"]
     assert all(c.closed_by_peer for c in fake_broker.connections)
+
+
+SLOW_STREAM = """
+import mqtt
+class Slow:
+    # A stream that takes at most `per` bytes a call and every other call
+    # none (it would block); with stall=True it takes nothing after 8 bytes.
+    def __init__(self, per, stall=False):
+        self.out = bytearray()
+        self.per = per
+        self.stall = stall
+        self.calls = 0
+        self.inp = bytearray(b'\\x20\\x02\\x00\\x00')
+    def write(self, b):
+        self.calls += 1
+        if self.calls % 2 or (self.stall and len(self.out) >= 8):
+            return None
+        n = min(self.per, len(b))
+        self.out += bytes(b[:n])
+        return n
+    def readinto(self, mv):
+        if not self.inp:
+            return None
+        n = min(len(mv), len(self.inp))
+        mv[:n] = self.inp[:n]
+        self.inp = self.inp[n:]
+        return n
+    def close(self):
+        pass
+"""
+
+
+def test_partial_and_stalled_writes(unix_fw):
+    """A transport that takes a few bytes at a time gets every byte, in
+    order; one that stops taking bytes ends the connection after ack_timeout."""
+    out = unix_fw.run(SLOW_STREAM + """
+s = Slow(3)
+c = mqtt.MQTTClient('dev', s, options=mqtt.Options(ack_timeout=1))
+print(c.connect())
+c.publish('t/x', b'y' * 100)
+print(bytes(s.out).hex())
+s = Slow(3, stall=True)
+c = mqtt.MQTTClient('dev', s, options=mqtt.Options(ack_timeout=0.3))
+try:
+    c.connect()
+except mqtt.MQTTConnectionError as e:
+    print(type(e).__name__, e, c.connected, len(s.out))
+""")
+    lines = out.splitlines()
+    connect = b"\x10\x0f\x00\x04MQTT\x04\x02\x00\x3c\x00\x03dev"
+    publish = b"\x30\x69\x00\x03t/x" + b"y" * 100
+    assert lines[0] == "False"
+    assert bytes.fromhex(lines[1]) == connect + publish
+    assert lines[2] == "MQTTConnectionError write timed out: the broker is not reading False 9"

@@ -289,9 +289,7 @@ class MQTTClient:
         if isinstance(msg, str):
             msg = msg.encode()
         _qos(qos)
-        m = self._lim.get("payload") or limit
-        if m > limit:
-            m = limit
+        m = min(self._lim.get("payload") or limit, limit)
         if len(msg) > m:
             raise MQTTLimitError("payload is %d bytes; limit %d" % (len(msg), m))
         return msg
@@ -309,23 +307,19 @@ class MQTTClient:
         if sock is None:
             raise MQTTConnectionError("not connected")
         n = len(data)
+        off = 0
+        end = time.ticks_add(time.ticks_ms(), self._tmo)
         try:
-            w = sock.write(data)
-            self._tx = time.ticks_ms()
-            if w == n:
-                return
-            mv = memoryview(data)
-            off = w or 0
-            end = time.ticks_add(time.ticks_ms(), self._tmo)
             while off < n:
-                if w is None or w == 0:
-                    if time.ticks_diff(end, time.ticks_ms()) <= 0:
-                        self._fail(MQTTConnectionError("write timed out: the broker is not reading"))
-                    self._wait(_POLLOUT, 50)
-                w = sock.write(mv[off:])
+                # (a memoryview only for the rest of a partial write)
+                w = sock.write(memoryview(data)[off:] if off else data)
                 if w:
                     off += w
                     self._tx = time.ticks_ms()
+                elif time.ticks_diff(end, time.ticks_ms()) <= 0:
+                    self._fail(MQTTConnectionError("write timed out: the broker is not reading"))
+                else:
+                    self._wait(_POLLOUT, 50)
         except OSError as e:
             self._fail(MQTTConnectionError("connection lost: " + _why(e)))
 
@@ -377,15 +371,13 @@ class MQTTClient:
     # ---- input ----
 
     def _wait(self, ev, ms):
-        if self._poll is None:
+        # Until the socket is readable (_POLLIN) or writable (_POLLOUT).
+        p = self._poll
+        if p is None:
             time.sleep_ms(min(ms, 10))
-            return
-        if ev == _POLLIN:
-            self._poll.ipoll(ms)
         else:
-            self._poll.modify(self._sock, ev)
-            self._poll.ipoll(ms)
-            self._poll.modify(self._sock, _POLLIN)
+            p.modify(self._sock, ev)
+            p.ipoll(ms)
 
     def _read(self, mv, end):
         # Fill mv completely; the peer has until `end` (ticks_ms) to send it.
@@ -591,8 +583,7 @@ class MQTTClient:
                 # Not pollable (e.g. a Python stream object): sleep and retry.
                 self._poll = None
         except OSError as e:
-            self.close()
-            raise MQTTConnectionError("cannot open transport: " + _why(e))
+            self._fail(MQTTConnectionError("cannot open transport: " + _why(e)))
         self._cap = cap = time.ticks_add(t0, int(self._ctmo * 1000))
         if time.ticks_diff(cap, time.ticks_ms()) <= 0:
             self._fail(MQTTConnectionError(late))
@@ -749,11 +740,11 @@ class MQTTClient:
         if self._step(wait_ms) == _PUBLISH and self._msg:
             if self.cb:
                 self._take()
-            elif len(self._q) < self._qmax:
-                self._q.append(self._msg)
-                self._msg = None
             else:
-                self.dropped += 1
+                if len(self._q) < self._qmax:
+                    self._q.append(self._msg)
+                else:
+                    self.dropped += 1
                 self._msg = None
 
     def pending(self):
